@@ -1,0 +1,65 @@
+"""nova_notifier: Nova's notification contract, without Nova.
+
+Call :func:`init` once with your ``oslo_config`` configuration, then emit with
+the helpers below. Helpers that emit never raise into the caller: failures are
+logged and counted (see :func:`stats`).
+"""
+
+from nova_notifier import task_states, vm_states
+from nova_notifier.api_fault import send_api_fault
+from nova_notifier.audit import audit_period_bounds, last_completed_audit_period
+from nova_notifier.decorator import notify_decorator
+from nova_notifier.exceptions import (
+    ConfigError,
+    InvalidInstanceError,
+    MonkeyPatchError,
+    NotInitializedError,
+    NovaNotifierError,
+)
+from nova_notifier.faultwrap import FaultWrapper
+from nova_notifier.monkey import monkey_patch, undo_monkey_patch
+from nova_notifier.notifier import (
+    Notifier,
+    cleanup,
+    get_notifier,
+    init,
+    is_initialized,
+    register_opts,
+    stats,
+)
+from nova_notifier.opts import list_opts
+from nova_notifier.payload import exception_to_dict, image_meta, info_from_instance
+from nova_notifier.updates import send_update, send_update_with_states
+from nova_notifier.usage import notify_about_instance_usage, notify_usage_exists
+
+__all__ = [
+    "ConfigError",
+    "FaultWrapper",
+    "InvalidInstanceError",
+    "MonkeyPatchError",
+    "NotInitializedError",
+    "Notifier",
+    "NovaNotifierError",
+    "audit_period_bounds",
+    "cleanup",
+    "exception_to_dict",
+    "get_notifier",
+    "image_meta",
+    "info_from_instance",
+    "init",
+    "is_initialized",
+    "last_completed_audit_period",
+    "list_opts",
+    "monkey_patch",
+    "notify_about_instance_usage",
+    "notify_decorator",
+    "notify_usage_exists",
+    "register_opts",
+    "send_api_fault",
+    "send_update",
+    "send_update_with_states",
+    "stats",
+    "task_states",
+    "undo_monkey_patch",
+    "vm_states",
+]

@@ -1,0 +1,55 @@
+"""``api.fault``: the notification an API sends when a request fails.
+
+Owns ``[notifications] notify_on_api_faults``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oslo_config import cfg
+from oslo_context import context as oslo_context
+
+from nova_notifier import notifier, payload
+
+EVENT_TYPE = "api.fault"
+
+OPTS = [
+    cfg.BoolOpt(
+        "notify_on_api_faults",
+        default=False,
+        deprecated_opts=[cfg.DeprecatedOpt("notify_api_faults", group="DEFAULT")],
+        help="Send an api.fault notification (ERROR) for every request that "
+        "fails with an exception or a 5xx response.",
+    ),
+]
+
+
+def current_context() -> Any:
+    """The calling thread's oslo.context ``RequestContext``, else an admin one."""
+    ctxt = oslo_context.get_current()
+    if ctxt is None:
+        ctxt = oslo_context.RequestContext(is_admin=True, overwrite=False)
+    return ctxt
+
+
+def send_api_fault(url: str, status: int, exception: BaseException | str) -> None:
+    """Emit one ``api.fault`` (ERROR, publisher ``api.<host>``) when enabled.
+
+    Payload ``{"url", "status", "exception"}``, the exception as secret-free
+    text. The context is the thread's current ``RequestContext`` or an admin
+    one. Never raises.
+    """
+    try:
+        conf = notifier.get_conf("send_api_fault()")
+        if not conf.notifications.notify_on_api_faults:
+            return
+        text = (
+            exception
+            if isinstance(exception, str)
+            else payload.exception_text(exception)
+        )
+        body = {"url": url, "status": int(status), "exception": text}
+        notifier.get_notifier("api").error(current_context(), EVENT_TYPE, body)
+    except Exception as exc:
+        notifier.record_drop(EVENT_TYPE, f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,115 @@
+"""Audit periods: the billing windows ``compute.instance.exists`` reports on.
+
+Owns ``[DEFAULT] instance_usage_audit_period`` (``hour|day|month|year`` with an
+optional ``@offset``: minute of the hour, hour of the day, day of the month or
+month of the year at which a period starts).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+import re
+
+from oslo_config import cfg, types
+from oslo_utils import timeutils
+
+from nova_notifier import notifier
+from nova_notifier.exceptions import ConfigError
+
+_PERIOD = re.compile(r"^(hour|day|month|year)(?:@(\d+))?$")
+_OFFSET_RANGE = {"hour": (0, 59), "day": (0, 23), "month": (0, 31), "year": (0, 12)}
+
+OPTS = [
+    cfg.Opt(
+        "instance_usage_audit_period",
+        type=types.String(regex=_PERIOD.pattern),
+        default="month",
+        help="Length of an audit period: hour, day, month or year, optionally "
+        "with @offset (minute, hour, day of month or month) at which each "
+        "period starts, e.g. 'month@15' or 'day@6'.",
+    ),
+]
+
+
+def _parse(unit: str) -> tuple[str, int]:
+    match = _PERIOD.match(unit.strip())
+    if not match:
+        raise ConfigError(
+            f"invalid audit period {unit!r} (instance_usage_audit_period): "
+            "expected hour, day, month or year, optionally with @offset"
+        )
+    name, offset_text = match.group(1), match.group(2)
+    offset = int(offset_text) if offset_text else 0
+    low, high = _OFFSET_RANGE[name]
+    if not low <= offset <= high:
+        raise ConfigError(
+            f"invalid audit period {unit!r} (instance_usage_audit_period): "
+            f"the offset of a {name} period must be {low}..{high}"
+        )
+    return name, offset
+
+
+def _month_day(year: int, month: int, day: int) -> datetime.datetime:
+    """Midnight of ``day`` in that month, clamped to the month's last day."""
+    last = calendar.monthrange(year, month)[1]
+    return datetime.datetime(year, month, min(day, last))
+
+
+def _previous_month(year: int, month: int) -> tuple[int, int]:
+    return (year - 1, 12) if month == 1 else (year, month - 1)
+
+
+def last_completed_audit_period(
+    unit: str | None = None, before: datetime.datetime | None = None
+) -> tuple[datetime.datetime, datetime.datetime]:
+    """``(begin, end)`` of the most recently completed audit period, naive UTC.
+
+    ``unit`` defaults to ``[DEFAULT] instance_usage_audit_period`` and
+    ``before`` to now. A month offset past a month's end (``month@31``) starts
+    that month's period on its last day. A bad unit raises ``ConfigError``.
+    """
+    if unit is None:
+        unit = notifier.get_conf(
+            "last_completed_audit_period()"
+        ).instance_usage_audit_period
+    name, offset = _parse(unit)
+    now = timeutils.utcnow() if before is None else before
+    if now.tzinfo is not None:
+        now = now.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+
+    if name == "hour":
+        end = now.replace(minute=offset, second=0, microsecond=0)
+        if end >= now:
+            end -= datetime.timedelta(hours=1)
+        return end - datetime.timedelta(hours=1), end
+    if name == "day":
+        end = datetime.datetime(now.year, now.month, now.day, offset)
+        if end >= now:
+            end -= datetime.timedelta(days=1)
+        return end - datetime.timedelta(days=1), end
+    if name == "month":
+        day = offset or 1
+        end = _month_day(now.year, now.month, day)
+        if end >= now:
+            end = _month_day(*_previous_month(now.year, now.month), day)
+        return _month_day(*_previous_month(end.year, end.month), day), end
+    month = offset or 1
+    end = datetime.datetime(now.year, month, 1)
+    if end >= now:
+        end = datetime.datetime(now.year - 1, month, 1)
+    return datetime.datetime(end.year - 1, month, 1), end
+
+
+def audit_period_bounds(
+    current_period: bool = False,
+) -> tuple[datetime.datetime, datetime.datetime]:
+    """``(beginning, ending)`` for a notification's audit period fields.
+
+    The last completed period; with ``current_period=True`` the period under
+    way instead, from the end of the last completed one to now.
+    """
+    begin, end = last_completed_audit_period()
+    if current_period:
+        return end, timeutils.utcnow()
+    return begin, end

@@ -1,0 +1,119 @@
+"""``notify_decorator``: one notification per call of a wrapped function.
+
+Owns ``[notifications] default_level`` and ``default_publisher_id``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from oslo_config import cfg
+from oslo_context import context as oslo_context
+
+from nova_notifier import notifier
+from nova_notifier.serializer import MASK, is_secret_key
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "CRITICAL")
+
+OPTS = [
+    cfg.StrOpt(
+        "default_level",
+        default="INFO",
+        choices=LEVELS,
+        ignore_case=True,
+        deprecated_opts=[
+            cfg.DeprecatedOpt("default_notification_level", group="DEFAULT")
+        ],
+        help="Priority of the notifications sent by notify_decorator.",
+    ),
+    cfg.StrOpt(
+        "default_publisher_id",
+        deprecated_group="DEFAULT",
+        help="publisher_id of the notifications sent by notify_decorator; "
+        "[DEFAULT] host when unset.",
+    ),
+]
+
+_SELF_NAMES = ("self", "cls")
+
+
+def _positional_names(fn: Callable[..., Any]) -> tuple[list[str], bool]:
+    """Names of ``fn``'s positional parameters and whether the first is self/cls."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return [], False
+    names = [
+        p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return names, bool(names) and names[0] in _SELF_NAMES
+
+
+def call_payload(
+    names: list[str], skip_first: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """The request context found in a call, and ``{"args", "kwarg"}`` without it.
+
+    ``self``/``cls`` and context objects are left out; a positional argument
+    whose parameter name is secret-like (``password``, ``token``...) is
+    masked. Keyword values are masked by the serializer on the way out.
+    """
+    ctxt = None
+    out_args = []
+    for index, value in enumerate(args):
+        if index == 0 and skip_first:
+            continue
+        if isinstance(value, oslo_context.RequestContext):
+            ctxt = ctxt or value
+            continue
+        name = names[index] if index < len(names) else ""
+        out_args.append(MASK if name and is_secret_key(name) else value)
+    out_kwargs = {}
+    for key, value in kwargs.items():
+        if isinstance(value, oslo_context.RequestContext):
+            ctxt = ctxt or value
+            continue
+        out_kwargs[key] = value
+    return ctxt, {"args": out_args, "kwarg": out_kwargs}
+
+
+def _emit(
+    name: str, names: list[str], skip_first: bool, args: Any, kwargs: Any
+) -> None:
+    try:
+        if not notifier.is_enabled():
+            return
+        conf = notifier.get_conf("notify_decorator")
+        ctxt, body = call_payload(names, skip_first, args, kwargs)
+        level = (conf.notifications.default_level or "INFO").lower()
+        if level not in notifier.PRIORITIES:
+            level = "info"
+        publisher = conf.notifications.default_publisher_id or conf.host
+        notifier.Notifier(publisher).notify(
+            ctxt or oslo_context.get_current(), name, body, level
+        )
+    except Exception as exc:
+        notifier.record_drop(name, f"{type(exc).__name__}: {exc}")
+
+
+def notify_decorator(name: str, fn: F) -> F:
+    """Wrap ``fn`` so every call first emits ``name`` as its event_type.
+
+    Payload ``{"args": [...], "kwarg": {...}}`` (JSON-safe, secrets masked,
+    no ``self``/``cls`` or context), priority ``default_level``, publisher
+    ``default_publisher_id`` or the host. Then ``fn`` runs and its result or
+    exception comes back unchanged; a failure to emit never stops the call.
+    """
+    names, skip_first = _positional_names(fn)
+
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        _emit(name, names, skip_first, args, kwargs)
+        return fn(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]

@@ -1,0 +1,196 @@
+"""``FaultWrapper``: a paste.deploy filter that turns exceptions into HTTP faults.
+
+An exception escaping the wrapped application becomes a JSON fault response
+shaped like Nova's, and an ``api.fault`` notification (when
+``notify_on_api_faults`` is on); so does a 5xx response the application
+returns. Successful requests pass straight through: no webob ``Request`` is
+built for them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from wsgiref.util import request_uri
+
+import webob.exc
+
+from nova_notifier.api_fault import send_api_fault
+from nova_notifier.payload import fault_code
+
+LOG = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+FAULT_NAMES = {
+    400: "badRequest",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "itemNotFound",
+    405: "badMethod",
+    409: "conflictingRequest",
+    413: "overLimit",
+    415: "badMediaType",
+    429: "overLimit",
+    501: "notImplemented",
+    503: "serviceUnavailable",
+}
+DEFAULT_FAULT_NAME = "computeFault"
+
+
+def _error_classes() -> dict[int, type[webob.exc.HTTPError]]:
+    """webob's HTTPError classes by status code, the most specific class winning."""
+    found: dict[int, type[webob.exc.HTTPError]] = {}
+    pending: list[type[webob.exc.HTTPError]] = [webob.exc.HTTPError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        code = getattr(cls, "code", None)
+        if isinstance(code, int) and code >= 400 and cls.__module__ == "webob.exc":
+            if code not in found or issubclass(cls, found[code]):
+                found[code] = cls
+    return found
+
+
+_ERROR_CLASSES = _error_classes()
+
+
+def _header_pairs(headers: Any) -> list[tuple[str, str]]:
+    if not headers:
+        return []
+    items = headers.items() if hasattr(headers, "items") else headers
+    return [(str(key), str(value)) for key, value in items]
+
+
+def _fault_message(exc: BaseException, error_cls: type[webob.exc.HTTPError]) -> str:
+    if not getattr(exc, "safe", False):
+        return str(error_cls.explanation)
+    formatter = getattr(exc, "format_message", None)
+    message = formatter() if callable(formatter) else str(exc)
+    return f"{type(exc).__name__}: {message}"
+
+
+def fault_response(exc: BaseException) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Status line, headers and JSON body of the fault for ``exc``.
+
+    Status from the exception's ``code`` (unknown or missing: 500); its
+    ``headers`` kept; body ``{"<faultName>": {"code", "message"}}`` with
+    ``retryAfter`` for 413/429.
+    """
+    error_cls = _ERROR_CLASSES.get(fault_code(exc), webob.exc.HTTPInternalServerError)
+    code = int(error_cls.code)
+    headers = [
+        (key, value)
+        for key, value in _header_pairs(getattr(exc, "headers", None))
+        if key.lower() not in ("content-type", "content-length")
+    ]
+    name = FAULT_NAMES.get(code, DEFAULT_FAULT_NAME)
+    fault: dict[str, Any] = {"code": code, "message": _fault_message(exc, error_cls)}
+    if code in (413, 429):
+        retry = next((v for k, v in headers if k.lower() == "retry-after"), None)
+        if retry:
+            fault["retryAfter"] = retry
+    body = json.dumps({name: fault}).encode("utf-8")
+    headers += [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+    ]
+    return f"{code} {error_cls.title}", headers, body
+
+
+class _Prepended:
+    """An app's iterable with its first chunk already taken; keeps ``close()``."""
+
+    def __init__(self, first: bytes, rest: Iterator[bytes], result: Any) -> None:
+        self._first: list[bytes] = [first]
+        self._rest = rest
+        self._result = result
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._first
+        yield from self._rest
+
+    def close(self) -> None:
+        close = getattr(self._result, "close", None)
+        if close is not None:
+            close()
+
+
+class FaultWrapper:
+    """WSGI middleware: exceptions become Nova-style JSON faults plus ``api.fault``.
+
+    ``FaultWrapper(app)`` wraps a WSGI application; ``FaultWrapper.factory``
+    is the paste.deploy ``filter_factory`` (``use =
+    egg:nova_notifier#faultwrap``). Sending the notification can never change
+    or break the response.
+    """
+
+    def __init__(self, application: WSGIApp, **local_conf: Any) -> None:
+        self.application = application
+
+    @classmethod
+    def factory(
+        cls, global_conf: dict[str, Any], **local_conf: Any
+    ) -> Callable[[WSGIApp], FaultWrapper]:
+        """paste.deploy filter factory: returns a function that wraps an app."""
+
+        def _filter(app: WSGIApp) -> FaultWrapper:
+            return cls(app, **local_conf)
+
+        return _filter
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        started = False
+
+        def watch(status: str, headers: Any, exc_info: Any = None) -> Any:
+            nonlocal started
+            started = True
+            if status[0] == "5":
+                self._notify(environ, int(status[:3]), f"HTTP {status}")
+            return start_response(status, headers, exc_info)
+
+        try:
+            result = self.application(environ, watch)
+            if started:
+                return result
+            # The app defers its work to iteration (a generator): run it to the
+            # first chunk here, so an exception still becomes a fault.
+            iterator = iter(result)
+            try:
+                first = next(iterator)
+            except StopIteration:
+                return result
+            return _Prepended(first, iterator, result)
+        except Exception as exc:
+            if started:
+                # The status line has already gone out; nothing can be mended.
+                raise
+            return self._fault(environ, start_response, exc)
+
+    def _fault(
+        self, environ: dict[str, Any], start_response: StartResponse, exc: BaseException
+    ) -> list[bytes]:
+        status, headers, body = fault_response(exc)
+        code = int(status[:3])
+        if code >= 500:
+            LOG.exception("Caught error: %s", type(exc).__name__)
+        else:
+            LOG.info("%s returned with HTTP %d", request_uri(environ), code)
+        self._notify(environ, code, exc)
+        start_response(status, headers, sys.exc_info())
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            return [b""]
+        return [body]
+
+    @staticmethod
+    def _notify(environ: dict[str, Any], status: int, exc: BaseException | str) -> None:
+        try:
+            send_api_fault(request_uri(environ), status, exc)
+        except Exception:  # never let a notification touch the response
+            LOG.exception("nova_notifier: api.fault could not be sent")

@@ -1,0 +1,169 @@
+"""``monkey_patch``: wrap whole modules with a decorator, from configuration.
+
+Owns ``[DEFAULT] monkey_patch`` and ``monkey_patch_modules``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import threading
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from oslo_config import cfg
+
+from nova_notifier import notifier
+from nova_notifier.exceptions import ConfigError, MonkeyPatchError
+
+LOG = logging.getLogger(__name__)
+
+OPTS = [
+    cfg.BoolOpt(
+        "monkey_patch",
+        default=False,
+        help="Wrap the functions and methods of monkey_patch_modules with "
+        "their decorators when the service calls monkey_patch().",
+    ),
+    cfg.ListOpt(
+        "monkey_patch_modules",
+        default=[],
+        help="Entries 'module:decorator', e.g. "
+        "'myservice.compute.api:nova_notifier.notify_decorator'.",
+    ),
+]
+
+_LOCK = threading.Lock()
+_APPLIED: set[tuple[str, str]] = set()
+_PATCHES: list[tuple[Any, str, Any]] = []
+
+Decorator = Callable[[str, Callable[..., Any]], Callable[..., Any]]
+
+
+def _split(entry: str) -> tuple[str, str]:
+    module_name, sep, decorator_path = entry.strip().partition(":")
+    if (
+        not sep
+        or not module_name
+        or not decorator_path
+        or ":" in decorator_path
+        or "." not in decorator_path
+    ):
+        raise MonkeyPatchError(
+            f"monkey_patch_modules entry {entry!r} is not "
+            "'package.module:package.module.decorator'"
+        )
+    return module_name, decorator_path
+
+
+def check_entries(conf: cfg.ConfigOpts) -> None:
+    """Reject a malformed ``monkey_patch_modules`` entry (used by ``init()``)."""
+    for entry in conf.monkey_patch_modules:
+        try:
+            _split(entry)
+        except MonkeyPatchError as exc:
+            raise ConfigError(f"invalid value for option [DEFAULT] {exc}") from exc
+
+
+def _resolve(entry: str) -> tuple[ModuleType, str, Decorator]:
+    module_name, decorator_path = _split(entry)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise MonkeyPatchError(
+            f"monkey_patch_modules entry {entry!r}: cannot import module "
+            f"{module_name!r}: {exc}"
+        ) from exc
+    owner_name, _, attr = decorator_path.rpartition(".")
+    try:
+        decorator = getattr(importlib.import_module(owner_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise MonkeyPatchError(
+            f"monkey_patch_modules entry {entry!r}: cannot import decorator "
+            f"{decorator_path!r}: {exc}"
+        ) from exc
+    if not callable(decorator):
+        raise MonkeyPatchError(
+            f"monkey_patch_modules entry {entry!r}: {decorator_path!r} is not callable"
+        )
+    return module, decorator_path, decorator
+
+
+def _replace(owner: Any, attr: str, new: Any) -> None:
+    _PATCHES.append((owner, attr, owner.__dict__[attr]))
+    setattr(owner, attr, new)
+
+
+def _wrap_member(raw: Any, name: str, decorator: Decorator) -> Any:
+    """The wrapped form of a class attribute, or None when it is no method."""
+    if isinstance(raw, staticmethod):
+        return staticmethod(decorator(name, raw.__func__))
+    if isinstance(raw, classmethod):
+        return classmethod(decorator(name, raw.__func__))
+    if inspect.isfunction(raw):
+        return decorator(name, raw)
+    return None
+
+
+def _patch_module(module: ModuleType, decorator: Decorator) -> int:
+    prefix = module.__name__
+    count = 0
+    seen_classes: set[int] = set()
+    for attr, value in list(vars(module).items()):
+        if getattr(value, "__module__", None) != prefix:
+            continue  # imported from elsewhere
+        if inspect.isfunction(value):
+            _replace(module, attr, decorator(f"{prefix}.{attr}", value))
+            count += 1
+        elif inspect.isclass(value) and id(value) not in seen_classes:
+            seen_classes.add(id(value))
+            for member, raw in list(vars(value).items()):
+                if member.startswith("__") and member.endswith("__"):
+                    continue
+                wrapped = _wrap_member(
+                    raw, f"{prefix}.{value.__name__}.{member}", decorator
+                )
+                if wrapped is not None:
+                    _replace(value, member, wrapped)
+                    count += 1
+    return count
+
+
+def monkey_patch(conf: cfg.ConfigOpts | None = None) -> int:
+    """Apply ``monkey_patch_modules`` when ``[DEFAULT] monkey_patch`` is true.
+
+    Every function and every method (plain, static or class) defined in each
+    listed module, not imported into it, is replaced by
+    ``decorator("<module>.<Class>.<method>", fn)``; dunder methods are left
+    alone. An entry already applied is skipped, so a second call wraps
+    nothing twice. Every entry is checked before anything is patched: a
+    malformed or unimportable one raises ``MonkeyPatchError`` naming it.
+    Returns how many functions and methods were wrapped by this call.
+    """
+    if conf is None:
+        conf = notifier.get_conf() if notifier.is_initialized() else cfg.CONF
+    notifier.register_opts(conf)
+    if not conf.monkey_patch:
+        return 0
+    resolved = [_resolve(entry) for entry in conf.monkey_patch_modules]
+    count = 0
+    with _LOCK:
+        for module, decorator_path, decorator in resolved:
+            key = (module.__name__, decorator_path)
+            if key in _APPLIED:
+                continue
+            count += _patch_module(module, decorator)
+            _APPLIED.add(key)
+    LOG.info("nova_notifier: monkey-patched %d functions and methods", count)
+    return count
+
+
+def undo_monkey_patch() -> None:
+    """Put back everything ``monkey_patch()`` replaced, newest first."""
+    with _LOCK:
+        while _PATCHES:
+            owner, attr, original = _PATCHES.pop()
+            setattr(owner, attr, original)
+        _APPLIED.clear()

@@ -1,0 +1,271 @@
+"""The library's lifecycle and its notifier: ``init``, ``cleanup``, ``get_notifier``.
+
+This module owns the one notification transport of the process and the
+``[DEFAULT] host`` option. Every helper of the library emits through
+:class:`Notifier`, so there is a single delivery path to change (or to make
+asynchronous) for all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections import Counter
+from typing import Any
+
+import oslo_messaging
+from oslo_config import cfg
+
+from nova_notifier.exceptions import ConfigError, NotInitializedError
+from nova_notifier.serializer import PayloadSerializer
+
+LOG = logging.getLogger(__name__)
+
+OPTS = [
+    cfg.StrOpt(
+        "host",
+        default=socket.gethostname(),
+        sample_default="<hostname>",
+        help="Name of this host; the second half of the default publisher_id "
+        "('<service>.<host>'). Registered only when the application has "
+        "not registered its own [DEFAULT] host.",
+    ),
+]
+
+PRIORITIES = (
+    "audit",
+    "debug",
+    "info",
+    "warn",
+    "warning",
+    "error",
+    "critical",
+    "sample",
+)
+
+
+class _State:
+    """What ``init()`` built: the conf, transport and oslo.messaging notifier."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.conf: cfg.ConfigOpts | None = None
+        self.transport: Any = None
+        self.base: Any = None
+        self.prepared: dict[str, Any] = {}
+        self.stats: Counter[str] = Counter()
+
+
+_STATE = _State()
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register every option of the library on ``conf`` (safe to call twice).
+
+    Also registers oslo.messaging's transport and ``[oslo_messaging_notifications]``
+    options, so they can be set (``set_override``) before ``init()``.
+    """
+    from oslo_messaging import opts as messaging_opts
+
+    from nova_notifier import opts
+
+    for group, group_opts in messaging_opts.list_opts():
+        if group in (None, "oslo_messaging_notifications"):
+            conf.register_opts(group_opts, group=group)
+
+    for group, group_opts in opts.list_opts():
+        for opt in group_opts:
+            try:
+                conf.register_opt(opt, group=None if group == "DEFAULT" else group)
+            except cfg.DuplicateOptError:
+                if opt.name != "host":
+                    raise
+                # The application owns [DEFAULT] host; we read theirs.
+
+
+def _validate(conf: cfg.ConfigOpts) -> None:
+    """Read every option once so a bad value fails now, naming the option."""
+    from nova_notifier import opts
+
+    for group, group_opts in opts.list_opts():
+        section = conf if group == "DEFAULT" else conf[group]
+        for opt in group_opts:
+            try:
+                getattr(section, opt.dest)
+            except (ValueError, cfg.Error) as exc:
+                raise ConfigError(
+                    f"invalid value for option [{group}] {opt.name}: {exc}"
+                ) from exc
+    from nova_notifier import monkey
+
+    monkey.check_entries(conf)
+
+
+def init(conf: cfg.ConfigOpts | None = None) -> None:
+    """Set the library up from ``conf`` (default ``oslo_config.cfg.CONF``).
+
+    Registers and validates the library's options (a bad value raises
+    :class:`~nova_notifier.exceptions.ConfigError` naming the option), then
+    builds the notification transport with
+    ``oslo_messaging.get_notification_transport(conf)`` and a notifier that
+    follows ``[oslo_messaging_notifications]`` driver, topics and retry.
+    Calling it again releases the previous transport first.
+    """
+    conf = cfg.CONF if conf is None else conf
+    register_opts(conf)
+    _validate(conf)
+    transport = oslo_messaging.get_notification_transport(conf)
+    base = oslo_messaging.Notifier(transport, serializer=PayloadSerializer())
+    with _STATE.lock:
+        _release()
+        _STATE.conf = conf
+        _STATE.transport = transport
+        _STATE.base = base
+    if not base.is_enabled():
+        LOG.warning(
+            "nova_notifier: [oslo_messaging_notifications] driver is not set; "
+            "notifications will not be sent"
+        )
+
+
+def _release() -> None:
+    transport = _STATE.transport
+    _STATE.conf = None
+    _STATE.transport = None
+    _STATE.base = None
+    _STATE.prepared = {}
+    if transport is not None:
+        try:
+            transport.cleanup()
+        except Exception:  # a broken transport must not stop a shutdown
+            LOG.exception("nova_notifier: error while closing the transport")
+
+
+def cleanup() -> None:
+    """Close the transport ``init()`` opened; safe to call when not initialised."""
+    with _STATE.lock:
+        _release()
+
+
+def is_initialized() -> bool:
+    """True between ``init()`` and ``cleanup()``."""
+    return _STATE.base is not None
+
+
+def transport() -> Any:
+    """The notification transport ``init()`` built (for a listener on ``fake://``)."""
+    get_conf("transport()")
+    return _STATE.transport
+
+
+def is_enabled() -> bool:
+    """True when initialised with a notification driver configured."""
+    base = _STATE.base
+    return base is not None and base.is_enabled()
+
+
+def get_conf(what: str = "this call") -> cfg.ConfigOpts:
+    """The ``ConfigOpts`` given to ``init()``; raises ``NotInitializedError``."""
+    conf = _STATE.conf
+    if conf is None:
+        raise NotInitializedError(what)
+    return conf
+
+
+def stats() -> dict[str, int]:
+    """Counters of this process: notifications ``sent`` and ``dropped``."""
+    return {"sent": _STATE.stats["sent"], "dropped": _STATE.stats["dropped"]}
+
+
+def record_drop(event_type: str, reason: str) -> None:
+    """Count a notification that will not be sent and log why (no traceback)."""
+    _STATE.stats["dropped"] += 1
+    LOG.warning("nova_notifier: dropped %s notification: %s", event_type, reason)
+
+
+def _prepared(publisher_id: str) -> Any:
+    sub = _STATE.prepared.get(publisher_id)
+    if sub is None:
+        base = _STATE.base
+        if base is None:
+            return None
+        sub = base.prepare(publisher_id=publisher_id)
+        _STATE.prepared[publisher_id] = sub
+    return sub
+
+
+class Notifier:
+    """Emits notifications under one publisher_id.
+
+    Has the methods of an oslo.messaging ``Notifier`` (``info(context,
+    event_type, payload)`` and so on for every priority). A call never
+    raises: a payload that cannot be serialised, a library that is not
+    initialised or a failing driver is logged and counted as a drop.
+    """
+
+    __slots__ = ("publisher_id",)
+
+    def __init__(self, publisher_id: str) -> None:
+        self.publisher_id = publisher_id
+
+    def __repr__(self) -> str:
+        return f"<nova_notifier.Notifier publisher_id={self.publisher_id!r}>"
+
+    def is_enabled(self) -> bool:
+        """True when a notification driver is configured."""
+        return is_enabled()
+
+    def notify(self, ctxt: Any, event_type: str, payload: Any, priority: str) -> None:
+        """Emit ``event_type`` at ``priority`` (a name of :data:`PRIORITIES`)."""
+        try:
+            sub = _prepared(self.publisher_id)
+            if sub is None:
+                record_drop(event_type, "nova_notifier.init() has not been called")
+                return
+            method = getattr(sub, priority.lower())
+            method({} if ctxt is None else ctxt, event_type, payload)
+            _STATE.stats["sent"] += 1
+        except Exception as exc:
+            _STATE.stats["dropped"] += 1
+            LOG.exception("nova_notifier: dropped %s notification: %s", event_type, exc)
+
+    def audit(self, ctxt: Any, event_type: str, payload: Any) -> None:
+        self.notify(ctxt, event_type, payload, "audit")
+
+    def debug(self, ctxt: Any, event_type: str, payload: Any) -> None:
+        self.notify(ctxt, event_type, payload, "debug")
+
+    def info(self, ctxt: Any, event_type: str, payload: Any) -> None:
+        self.notify(ctxt, event_type, payload, "info")
+
+    def warn(self, ctxt: Any, event_type: str, payload: Any) -> None:
+        self.notify(ctxt, event_type, payload, "warn")
+
+    def warning(self, ctxt: Any, event_type: str, payload: Any) -> None:
+        self.notify(ctxt, event_type, payload, "warning")
+
+    def error(self, ctxt: Any, event_type: str, payload: Any) -> None:
+        self.notify(ctxt, event_type, payload, "error")
+
+    def critical(self, ctxt: Any, event_type: str, payload: Any) -> None:
+        self.notify(ctxt, event_type, payload, "critical")
+
+    def sample(self, ctxt: Any, event_type: str, payload: Any) -> None:
+        self.notify(ctxt, event_type, payload, "sample")
+
+
+def get_notifier(
+    service: str, host: str | None = None, publisher_id: str | None = None
+) -> Notifier:
+    """A :class:`Notifier` publishing as ``publisher_id``, else ``"service.host"``.
+
+    ``host`` defaults to ``[DEFAULT] host``. Raises ``NotInitializedError``
+    before ``init()``; ``service`` must be a non-empty name.
+    """
+    conf = get_conf("get_notifier()")
+    if publisher_id:
+        return Notifier(publisher_id)
+    if not service:
+        raise ValueError("get_notifier() needs a service name or a publisher_id")
+    return Notifier(f"{service}.{host or conf.host}")

@@ -1,0 +1,278 @@
+"""The payload builder: Nova's legacy instance payload and fault details.
+
+One place turns an instance (a mapping, or an object with attributes such as a
+Nova ``Instance``) into payload fields. Owns ``[notifications]
+image_endpoint``, the base of ``image_ref_url``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from oslo_config import cfg
+
+from nova_notifier import notifier
+from nova_notifier.exceptions import InvalidInstanceError
+from nova_notifier.serializer import TIME_FORMAT, mask_text
+
+OPTS = [
+    cfg.URIOpt(
+        "image_endpoint",
+        default="http://127.0.0.1:9292",
+        schemes=["http", "https"],
+        help="Base URL of the image service; image_ref_url in payloads is "
+        "'<image_endpoint>/images/<image_ref>'.",
+    ),
+]
+
+MAX_FAULT_MESSAGE = 255
+
+# payload field -> (flavor attribute, system_metadata key)
+_FLAVOR_FIELDS = {
+    "instance_type": ("name", "instance_type_name"),
+    "instance_flavor_id": ("flavorid", "instance_type_flavorid"),
+    "instance_type_id": ("id", "instance_type_id"),
+    "memory_mb": ("memory_mb", "instance_type_memory_mb"),
+    "vcpus": ("vcpus", "instance_type_vcpus"),
+    "root_gb": ("root_gb", "instance_type_root_gb"),
+    "ephemeral_gb": ("ephemeral_gb", "instance_type_ephemeral_gb"),
+}
+_TEXT_FLAVOR_FIELDS = ("instance_type", "instance_flavor_id")
+
+_AS_IS_FIELDS = (
+    "display_name",
+    "reservation_id",
+    "hostname",
+    "host",
+    "node",
+    "availability_zone",
+    "architecture",
+    "os_type",
+    "kernel_id",
+    "ramdisk_id",
+)
+
+
+def get_field(obj: Any, name: str, default: Any = None) -> Any:
+    """``obj[name]`` or ``obj.name``; ``default`` when absent or unloadable."""
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        value = obj.get(name, default)
+    else:
+        try:
+            value = getattr(obj, name, default)
+        except Exception:  # lazy-loading objects raise their own errors
+            value = default
+    return default if value is None else value
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or value == "" else str(value)
+
+
+def _time(value: Any) -> str:
+    if not value:
+        return ""
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return value.strftime(TIME_FORMAT)
+    return str(value)
+
+
+def _number(value: Any) -> int:
+    try:
+        return int(value) if value not in (None, "") else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+def system_metadata_dict(instance: Any, system_metadata: Any = None) -> dict[str, Any]:
+    """The instance's system metadata as a dict.
+
+    ``system_metadata`` wins when given; rows of ``{"key": k, "value": v}``
+    (Nova's database form) are accepted as well as a mapping.
+    """
+    source = (
+        get_field(instance, "system_metadata", None)
+        if system_metadata is None
+        else system_metadata
+    )
+    if not source:
+        return {}
+    if isinstance(source, Mapping):
+        return dict(source)
+    return {row["key"]: row["value"] for row in source}
+
+
+def image_meta(system_metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """System metadata keys that start with ``image_``, with the prefix removed."""
+    if not system_metadata:
+        return {}
+    return {
+        key[6:]: value
+        for key, value in system_metadata.items()
+        if key.startswith("image_")
+    }
+
+
+def image_ref_url(image_ref: Any) -> str:
+    """``<image_endpoint>/images/<image_ref>`` ('' when there is no image)."""
+    if not image_ref:
+        return ""
+    conf = notifier.get_conf("info_from_instance()")
+    base = conf.notifications.image_endpoint.rstrip("/")
+    return f"{base}/images/{image_ref}"
+
+
+def _flavor_values(instance: Any, sysmeta: Mapping[str, Any]) -> dict[str, Any]:
+    flavor = get_field(instance, "flavor", None)
+    values: dict[str, Any] = {}
+    for field, (attr, sys_key) in _FLAVOR_FIELDS.items():
+        value = get_field(flavor, attr, None)
+        if value is None:
+            value = sysmeta.get(sys_key)
+        if value is None and field != "instance_type":
+            value = get_field(instance, field, None)
+        if field in _TEXT_FLAVOR_FIELDS:
+            values[field] = _text(value)
+        elif field == "instance_type_id":
+            values[field] = "" if value is None else value
+        else:
+            values[field] = _number(value)
+    return values
+
+
+def _fixed_ips(network_info: Iterable[Any]) -> list[dict[str, Any]]:
+    fixed_ips = []
+    for vif in network_info:
+        network = get_field(vif, "network", None) or {}
+        label = get_field(network, "label", "")
+        mac = get_field(vif, "address", "")
+        for subnet in get_field(network, "subnets", None) or []:
+            for ip in get_field(subnet, "ips", None) or []:
+                if get_field(ip, "type", "fixed") != "fixed":
+                    continue
+                entry = {
+                    "address": get_field(ip, "address", ""),
+                    "type": get_field(ip, "type", "fixed"),
+                    "version": get_field(ip, "version", None),
+                    "meta": dict(get_field(ip, "meta", None) or {}),
+                    "floating_ips": [
+                        dict(fip) if isinstance(fip, Mapping) else {"address": str(fip)}
+                        for fip in get_field(ip, "floating_ips", None) or []
+                    ],
+                    "label": label,
+                    "vif_mac": mac,
+                }
+                fixed_ips.append(entry)
+    return fixed_ips
+
+
+def info_from_instance(
+    context: Any,
+    instance: Any,
+    network_info: Iterable[Any] | None,
+    system_metadata: Mapping[str, Any] | None,
+    **kw: Any,
+) -> dict[str, Any]:
+    """Nova's legacy instance payload as a dict of JSON-safe fields.
+
+    ``instance`` is a mapping or an object with attributes (``uuid``,
+    ``project_id``, ``vm_state``, ``flavor``...). A missing optional field
+    gives an empty value ('' for text, 0 for sizes); a missing ``uuid``
+    raises :class:`~nova_notifier.exceptions.InvalidInstanceError`.
+    ``fixed_ips`` is present only when ``network_info`` is given (a list of
+    VIFs shaped like Nova's network model). ``kw`` is applied last.
+    """
+    uuid = get_field(instance, "uuid", None)
+    if not uuid:
+        raise InvalidInstanceError(
+            "instance has no uuid, cannot build a notification payload "
+            f"({type(instance).__name__})"
+        )
+    sysmeta = system_metadata_dict(instance, system_metadata)
+    info: dict[str, Any] = {
+        "tenant_id": _text(get_field(instance, "project_id")),
+        "user_id": _text(get_field(instance, "user_id")),
+        "instance_id": str(uuid),
+    }
+    for field in _AS_IS_FIELDS:
+        info[field] = get_field(instance, field, "")
+    info.update(_flavor_values(instance, sysmeta))
+    info["disk_gb"] = info["root_gb"] + info["ephemeral_gb"]
+    progress = get_field(instance, "progress", None)
+    info.update(
+        cell_name=_text(get_field(instance, "cell_name")),
+        created_at=_time(get_field(instance, "created_at")),
+        launched_at=_time(get_field(instance, "launched_at")),
+        terminated_at=_time(get_field(instance, "terminated_at")),
+        deleted_at=_time(get_field(instance, "deleted_at")),
+        image_ref_url=image_ref_url(get_field(instance, "image_ref")),
+        state=get_field(instance, "vm_state", ""),
+        state_description=_text(get_field(instance, "task_state")),
+        progress=int(progress) if progress else "",
+        access_ip_v4=_text(get_field(instance, "access_ip_v4")),
+        access_ip_v6=_text(get_field(instance, "access_ip_v6")),
+        metadata=dict(get_field(instance, "metadata", None) or {}),
+        image_meta=image_meta(sysmeta),
+    )
+    if network_info is not None:
+        info["fixed_ips"] = _fixed_ips(network_info)
+    info.update(kw)
+    return info
+
+
+def _formatted_message(fault: BaseException) -> str | None:
+    """The exception's own user-facing message, when it defines one."""
+    formatter = getattr(fault, "format_message", None)
+    if not callable(formatter):
+        return None
+    try:
+        message = formatter()
+    except Exception:
+        return None
+    return mask_text(str(message)) if message else None
+
+
+def fault_code(fault: BaseException, default: int = 500) -> int:
+    """The HTTP-style status an exception carries (``code``), else ``default``."""
+    code = getattr(fault, "code", None)
+    if code is None:
+        kwargs = getattr(fault, "kwargs", None)
+        if isinstance(kwargs, Mapping):
+            code = kwargs.get("code")
+    try:
+        return int(code) if code is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
+def exception_text(fault: BaseException) -> str:
+    """JSON-safe, secret-free text naming an exception.
+
+    ``"<ClassName>: <formatted message>"`` when the exception formats its own
+    message (``format_message()``), else just the class name: a raw ``str()``
+    of an arbitrary exception can carry credentials.
+    """
+    name = type(fault).__name__
+    message = _formatted_message(fault)
+    return f"{name}: {message}" if message else name
+
+
+def exception_to_dict(fault: BaseException) -> dict[str, Any]:
+    """``{"exception", "message", "code"}`` describing ``fault`` for a payload.
+
+    ``message`` is the exception's formatted message (else its class name),
+    at most 255 characters; ``code`` its ``code`` or 500; ``exception`` the
+    text of :func:`exception_text`.
+    """
+    message = _formatted_message(fault) or type(fault).__name__
+    return {
+        "exception": exception_text(fault),
+        "message": message[:MAX_FAULT_MESSAGE],
+        "code": fault_code(fault),
+    }

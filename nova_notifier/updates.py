@@ -1,0 +1,193 @@
+"""``compute.instance.update``: the state-change rule and the two senders.
+
+Owns ``[notifications] notify_on_state_change``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from oslo_config import cfg
+
+from nova_notifier import audit, notifier, payload
+from nova_notifier.serializer import TIME_FORMAT
+
+LOG = logging.getLogger(__name__)
+
+EVENT_TYPE = "compute.instance.update"
+VM_STATE = "vm_state"
+VM_AND_TASK_STATE = "vm_and_task_state"
+
+OPTS = [
+    cfg.StrOpt(
+        "notify_on_state_change",
+        choices=[
+            ("", "unset: send no compute.instance.update"),
+            (VM_STATE, "an update counts as a transition when vm_state changed"),
+            (
+                VM_AND_TASK_STATE,
+                "an update counts as a transition when vm_state or task_state changed",
+            ),
+        ],
+        deprecated_group="DEFAULT",
+        help="Send compute.instance.update notifications, and which state "
+        "changes count as transitions (payloads carrying old and new states).",
+    ),
+]
+
+
+def _mode() -> str | None:
+    return (
+        notifier.get_conf("send_update()").notifications.notify_on_state_change or None
+    )
+
+
+def is_transition(
+    mode: str | None,
+    old_vm_state: Any,
+    new_vm_state: Any,
+    old_task_state: Any,
+    new_task_state: Any,
+) -> bool:
+    """Whether a change counts as a state transition under ``mode``.
+
+    ``vm_state``: the VM state changed. ``vm_and_task_state``: the VM state
+    or the task state changed. Unset: never.
+    """
+    if not mode:
+        return False
+    if old_vm_state != new_vm_state:
+        return True
+    return mode == VM_AND_TASK_STATE and old_task_state != new_task_state
+
+
+def send_update(
+    context: Any,
+    old_instance: Any,
+    new_instance: Any,
+    service: str = "compute",
+    host: str | None = None,
+) -> None:
+    """Emit one ``compute.instance.update`` for a change from old to new.
+
+    Nothing is sent while ``notify_on_state_change`` is unset. Otherwise
+    exactly one update is sent: a transition (old and new states) when the
+    change counts under the mode, else a plain update with the new instance's
+    states and ``old_display_name`` when it was renamed. Never raises.
+    """
+    try:
+        mode = _mode()
+        if not mode:
+            return
+        get = payload.get_field
+        old_vm, new_vm = get(old_instance, "vm_state"), get(new_instance, "vm_state")
+        old_task = get(old_instance, "task_state")
+        new_task = get(new_instance, "task_state")
+        if is_transition(mode, old_vm, new_vm, old_task, new_task):
+            _send(
+                context, new_instance, service, host, old_vm, new_vm, old_task, new_task
+            )
+            return
+        old_name = get(old_instance, "display_name")
+        renamed = old_name != get(new_instance, "display_name")
+        _send(
+            context,
+            new_instance,
+            service,
+            host,
+            old_display_name=old_name if renamed else None,
+        )
+    except Exception as exc:
+        notifier.record_drop(EVENT_TYPE, f"{type(exc).__name__}: {exc}")
+
+
+def send_update_with_states(
+    context: Any,
+    instance: Any,
+    old_vm_state: Any,
+    new_vm_state: Any,
+    old_task_state: Any,
+    new_task_state: Any,
+    service: str = "compute",
+    host: str | None = None,
+    verify_states: bool = False,
+) -> None:
+    """Emit ``compute.instance.update`` carrying the given old and new states.
+
+    Nothing is sent while ``notify_on_state_change`` is unset, nor, with
+    ``verify_states=True``, when the change does not count as a transition
+    under the mode. A ``None`` state is replaced by the instance's current
+    one. Never raises.
+    """
+    try:
+        mode = _mode()
+        if not mode:
+            return
+        if verify_states and not is_transition(
+            mode, old_vm_state, new_vm_state, old_task_state, new_task_state
+        ):
+            return
+        _send(
+            context,
+            instance,
+            service,
+            host,
+            old_vm_state,
+            new_vm_state,
+            old_task_state,
+            new_task_state,
+        )
+    except Exception as exc:
+        notifier.record_drop(EVENT_TYPE, f"{type(exc).__name__}: {exc}")
+
+
+def update_payload(
+    context: Any,
+    instance: Any,
+    old_vm_state: Any = None,
+    new_vm_state: Any = None,
+    old_task_state: Any = None,
+    new_task_state: Any = None,
+    old_display_name: str | None = None,
+    bandwidth: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The payload of ``compute.instance.update`` (no ``fixed_ips``)."""
+    info = payload.info_from_instance(context, instance, None, None)
+    current_vm, current_task = info["state"], payload.get_field(instance, "task_state")
+    begin, end = audit.audit_period_bounds(current_period=True)
+    info.update(
+        old_state=current_vm if old_vm_state is None else old_vm_state,
+        state=current_vm if new_vm_state is None else new_vm_state,
+        old_task_state=current_task if old_task_state is None else old_task_state,
+        new_task_state=current_task if new_task_state is None else new_task_state,
+        audit_period_beginning=begin.strftime(TIME_FORMAT),
+        audit_period_ending=end.strftime(TIME_FORMAT),
+        bandwidth=bandwidth or {},
+    )
+    if old_display_name:
+        info["old_display_name"] = old_display_name
+    return info
+
+
+def _send(
+    context: Any,
+    instance: Any,
+    service: str,
+    host: str | None,
+    old_vm_state: Any = None,
+    new_vm_state: Any = None,
+    old_task_state: Any = None,
+    new_task_state: Any = None,
+    old_display_name: str | None = None,
+) -> None:
+    body = update_payload(
+        context,
+        instance,
+        old_vm_state,
+        new_vm_state,
+        old_task_state,
+        new_task_state,
+        old_display_name,
+    )
+    notifier.get_notifier(service, host).info(context, EVENT_TYPE, body)

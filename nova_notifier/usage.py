@@ -1,0 +1,95 @@
+"""``compute.instance.<suffix>`` usage notifications, including ``exists``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from nova_notifier import audit, notifier, payload
+
+PREFIX = "compute.instance."
+
+
+def event_type_for(event_suffix: str) -> str:
+    """``compute.instance.<suffix>``; a suffix already carrying the prefix
+    (``instance.create.error``, ``compute.instance.create.error``) is not
+    prefixed twice."""
+    for prefix in (PREFIX, "instance."):
+        if event_suffix.startswith(prefix):
+            event_suffix = event_suffix[len(prefix) :]
+            break
+    return PREFIX + event_suffix
+
+
+def priority_for(event_suffix: str) -> str:
+    """``error`` for a suffix ending with ``error``, else ``info``."""
+    return "error" if event_suffix.endswith("error") else "info"
+
+
+def notify_about_instance_usage(
+    notifier_: Any,
+    context: Any,
+    instance: Any,
+    event_suffix: str,
+    network_info: Iterable[Any] | None = None,
+    system_metadata: Mapping[str, Any] | None = None,
+    extra_usage_info: Mapping[str, Any] | None = None,
+    fault: BaseException | None = None,
+) -> None:
+    """Emit ``compute.instance.<event_suffix>`` about ``instance``.
+
+    ERROR priority when the suffix ends with ``error``, else INFO. The payload
+    is :func:`~nova_notifier.info_from_instance` with ``extra_usage_info``
+    merged in and, with ``fault``, its ``message``, ``code`` and
+    ``exception``. ``notifier_`` is any notifier from ``get_notifier()`` (or an
+    oslo.messaging ``Notifier``). Never raises: a malformed instance is
+    logged and counted as a drop.
+    """
+    event_type = event_type_for(event_suffix)
+    try:
+        body = payload.info_from_instance(
+            context, instance, network_info, system_metadata, **(extra_usage_info or {})
+        )
+        if fault is not None:
+            body.update(payload.exception_to_dict(fault))
+        getattr(notifier_, priority_for(event_suffix))(context, event_type, body)
+    except Exception as exc:
+        notifier.record_drop(event_type, f"{type(exc).__name__}: {exc}")
+
+
+def notify_usage_exists(
+    notifier_: Any,
+    context: Any,
+    instance: Any,
+    current_period: bool = False,
+    system_metadata: Mapping[str, Any] | None = None,
+    extra_usage_info: Mapping[str, Any] | None = None,
+) -> None:
+    """Emit ``compute.instance.exists``: the instance's usage for an audit period.
+
+    Carries ``audit_period_beginning`` / ``audit_period_ending`` (the last
+    completed period, or the current one with ``current_period=True``, as
+    ``YYYY-MM-DD HH:MM:SS`` text like Nova), ``bandwidth`` and ``image_meta``.
+    Never raises.
+    """
+    try:
+        begin, end = audit.audit_period_bounds(current_period)
+        sysmeta = payload.system_metadata_dict(instance, system_metadata)
+        extra: dict[str, Any] = {
+            "audit_period_beginning": str(begin),
+            "audit_period_ending": str(end),
+            "bandwidth": {},
+            "image_meta": payload.image_meta(sysmeta),
+        }
+        extra.update(extra_usage_info or {})
+    except Exception as exc:
+        notifier.record_drop(PREFIX + "exists", f"{type(exc).__name__}: {exc}")
+        return
+    notify_about_instance_usage(
+        notifier_,
+        context,
+        instance,
+        "exists",
+        system_metadata=sysmeta,
+        extra_usage_info=extra,
+    )

@@ -1,0 +1,215 @@
+"""Shared fixtures: a configured library and a real notification listener.
+
+``fake_env`` runs the library on oslo.messaging's in-process ``fake://``
+transport (which JSON-serialises every message as the wire does);
+``broker_env`` publishes through the real RabbitMQ broker and consumes with a
+separate oslo.messaging notification listener on a topic unique to the test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import oslo_messaging
+import pytest
+from oslo_config import cfg
+
+import nova_notifier
+from nova_notifier import notifier as notifier_mod
+
+RABBIT_URL = os.environ.get(
+    "NOVA_NOTIFIER_TEST_RABBIT", "rabbit://guest:guest@127.0.0.1:5672/"
+)
+PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
+MARKER = "test.marker"
+
+
+@dataclasses.dataclass
+class Received:
+    """One notification as the listener got it off the transport."""
+
+    priority: str
+    publisher_id: str
+    event_type: str
+    payload: Any
+    metadata: dict[str, Any]
+    ctxt: dict[str, Any]
+
+
+class Collector:
+    """A notification endpoint that records what arrives and lets tests wait."""
+
+    def __init__(self) -> None:
+        self.items: list[Received] = []
+        self._cond = threading.Condition()
+        for priority in PRIORITIES:
+            setattr(self, priority, self._recorder(priority.upper()))
+
+    def _recorder(self, priority: str) -> Callable[..., None]:
+        def record(ctxt, publisher_id, event_type, payload, metadata):
+            with self._cond:
+                self.items.append(
+                    Received(
+                        priority, publisher_id, event_type, payload, metadata, ctxt
+                    )
+                )
+                self._cond.notify_all()
+
+        return record
+
+    def wait_for(
+        self,
+        count: int = 1,
+        event_type: str | None = None,
+        timeout: float = 10.0,
+    ) -> list[Received]:
+        """Block until ``count`` notifications (of ``event_type``) arrived."""
+        deadline = time.monotonic() + timeout
+
+        def matching() -> list[Received]:
+            return [
+                item
+                for item in self.items
+                if event_type is None or item.event_type == event_type
+            ]
+
+        with self._cond:
+            while len(matching()) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"waited {timeout}s for {count} x {event_type or 'any'}; "
+                        f"got {[i.event_type for i in self.items]}"
+                    )
+                self._cond.wait(left)
+            return matching()
+
+    def events(self, exclude_marker: bool = True) -> list[Received]:
+        with self._cond:
+            return [
+                i for i in self.items if not (exclude_marker and i.event_type == MARKER)
+            ]
+
+
+@dataclasses.dataclass
+class Env:
+    conf: cfg.ConfigOpts
+    collector: Collector
+    topic: str
+
+    def settle(self, priorities: tuple[str, ...] = ("info", "error")) -> list[Received]:
+        """Send a marker at each priority and wait for all of them.
+
+        Each priority is its own queue, delivered in order, so once the markers
+        are back every notification sent before them has arrived too. Returns
+        what arrived, markers left out.
+        """
+        sent_before = len([i for i in self.collector.items if i.event_type == MARKER])
+        marker = nova_notifier.get_notifier("test", "marker")
+        for priority in priorities:
+            marker.notify({}, MARKER, {"marker": priority}, priority)
+        self.collector.wait_for(sent_before + len(priorities), event_type=MARKER)
+        return self.collector.events()
+
+    def override(self, name: str, value: Any, group: str | None = None) -> None:
+        self.conf.set_override(name, value, group=group)
+
+
+def make_conf(transport_url: str, topic: str, **overrides: Any) -> cfg.ConfigOpts:
+    """A fresh ConfigOpts with the library's options, sending to ``topic``."""
+    conf = cfg.ConfigOpts()
+    conf([], project="nova-notifier-tests", default_config_files=[])
+    nova_notifier.register_opts(conf)
+    conf.set_override("transport_url", transport_url)
+    conf.set_override("driver", ["messagingv2"], group="oslo_messaging_notifications")
+    conf.set_override("topics", [topic], group="oslo_messaging_notifications")
+    conf.set_override("host", "testhost")
+    for key, value in overrides.items():
+        group, _, name = key.rpartition("__")
+        conf.set_override(name, value, group=group or None)
+    return conf
+
+
+def _start_listener(transport: Any, topic: str, collector: Collector) -> Any:
+    listener = oslo_messaging.get_notification_listener(
+        transport,
+        [oslo_messaging.Target(topic=topic)],
+        [collector],
+        executor="threading",
+    )
+    listener.start()
+    return listener
+
+
+def _stop_listener(listener: Any) -> None:
+    listener.stop()
+    listener.wait()
+
+
+@pytest.fixture
+def fake_env() -> Iterator[Env]:
+    """The library initialised on ``fake://`` with a listener on its transport."""
+    topic = f"nn-test-{uuid.uuid4().hex[:12]}"
+    conf = make_conf("fake://", topic)
+    nova_notifier.init(conf)
+    collector = Collector()
+    listener = _start_listener(notifier_mod.transport(), topic, collector)
+    try:
+        yield Env(conf, collector, topic)
+    finally:
+        _stop_listener(listener)
+        nova_notifier.cleanup()
+
+
+def broker_available(host: str = "127.0.0.1", port: int = 5672) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _delete_queues(topic: str) -> None:
+    import kombu
+
+    url = RABBIT_URL.replace("rabbit://", "amqp://", 1)
+    with kombu.Connection(url) as conn:
+        for priority in PRIORITIES:
+            channel = conn.channel()
+            try:
+                channel.queue_delete(f"{topic}.{priority}")
+            except Exception:  # noqa: S110 - the queue may never have existed
+                pass
+            finally:
+                try:
+                    channel.close()
+                except Exception:  # noqa: S110
+                    pass
+
+
+@pytest.fixture
+def broker_env() -> Iterator[Env]:
+    """The library publishing through RabbitMQ; a separate listener consumes."""
+    if not broker_available():
+        pytest.fail("RabbitMQ is not answering on 127.0.0.1:5672 (run .ci/run)")
+    topic = f"nn-test-{uuid.uuid4().hex[:12]}"
+    conf = make_conf(RABBIT_URL, topic)
+    listen_conf = make_conf(RABBIT_URL, topic)
+    listen_transport = oslo_messaging.get_notification_transport(listen_conf)
+    collector = Collector()
+    listener = _start_listener(listen_transport, topic, collector)
+    nova_notifier.init(conf)
+    try:
+        yield Env(conf, collector, topic)
+    finally:
+        nova_notifier.cleanup()
+        _stop_listener(listener)
+        listen_transport.cleanup()
+        _delete_queues(topic)
