@@ -23,6 +23,7 @@ from oslo_config import cfg
 
 import nova_notifier
 from nova_notifier import notifier as notifier_mod
+from nova_notifier.amqp_queues import delete_queues
 
 RABBIT_URL = os.environ.get(
     "NOVA_NOTIFIER_TEST_RABBIT", "rabbit://guest:guest@127.0.0.1:5672/"
@@ -176,24 +177,6 @@ def broker_available(host: str = "127.0.0.1", port: int = 5672) -> bool:
         return False
 
 
-def _delete_queues(topic: str) -> None:
-    import kombu
-
-    url = RABBIT_URL.replace("rabbit://", "amqp://", 1)
-    with kombu.Connection(url) as conn:
-        for priority in PRIORITIES:
-            channel = conn.channel()
-            try:
-                channel.queue_delete(f"{topic}.{priority}")
-            except Exception:  # noqa: S110 - the queue may never have existed
-                pass
-            finally:
-                try:
-                    channel.close()
-                except Exception:  # noqa: S110
-                    pass
-
-
 @pytest.fixture
 def broker_env() -> Iterator[Env]:
     """The library publishing through RabbitMQ; a separate listener consumes."""
@@ -212,4 +195,4 @@ def broker_env() -> Iterator[Env]:
         nova_notifier.cleanup()
         _stop_listener(listener)
         listen_transport.cleanup()
-        _delete_queues(topic)
+        delete_queues(RABBIT_URL, [f"{topic}.{p}" for p in PRIORITIES])

@@ -1,0 +1,1 @@
+"""A small compute API and hypervisor that show the library at work."""
