@@ -5,7 +5,13 @@ the helpers below. Helpers that emit never raise into the caller: failures are
 logged and counted (see :func:`stats`).
 """
 
-from nova_notifier import task_states, vm_states
+import warnings
+
+# oslo.messaging imports eventlet, whose import warns that eventlet is
+# deprecated. This library never uses eventlet; silence just that message.
+warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")
+
+from nova_notifier import task_states, vm_states  # noqa: E402
 from nova_notifier.api_fault import send_api_fault
 from nova_notifier.audit import audit_period_bounds, last_completed_audit_period
 from nova_notifier.decorator import notify_decorator

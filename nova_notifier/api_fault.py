@@ -25,11 +25,23 @@ OPTS = [
 ]
 
 
+class _AdminContext(oslo_context.RequestContext):
+    """The admin context of a fault sent outside any request context.
+
+    A plain ``RequestContext`` built while the thread has no current context
+    makes itself the current one (even with ``overwrite=False``), so the
+    next request served by this thread would find an admin context there.
+    """
+
+    def update_store(self) -> None:
+        return None
+
+
 def current_context() -> Any:
     """The calling thread's oslo.context ``RequestContext``, else an admin one."""
     ctxt = oslo_context.get_current()
     if ctxt is None:
-        ctxt = oslo_context.RequestContext(is_admin=True, overwrite=False)
+        ctxt = _AdminContext(is_admin=True, overwrite=False)
     return ctxt
 
 

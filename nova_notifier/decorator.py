@@ -86,9 +86,11 @@ def _emit(
     name: str, names: list[str], skip_first: bool, args: Any, kwargs: Any
 ) -> None:
     try:
+        # Before init() (or after cleanup()) this raises and the call is
+        # counted as a drop, like every other helper's.
+        conf = notifier.get_conf("notify_decorator")
         if not notifier.is_enabled():
             return
-        conf = notifier.get_conf("notify_decorator")
         ctxt, body = call_payload(names, skip_first, args, kwargs)
         level = (conf.notifications.default_level or "INFO").lower()
         if level not in notifier.PRIORITIES:

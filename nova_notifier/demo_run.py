@@ -33,9 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="oslo.messaging transport, e.g. rabbit://guest:guest@127.0.0.1:5672/ "
         "(default: the in-process fake:// transport, no broker needed)",
     )
-    parser.add_argument(
-        "--topic", default="notifications", help="notification topic"
-    )
+    parser.add_argument("--topic", default="notifications", help="notification topic")
     parser.add_argument(
         "--paste-config",
         help="api-paste.ini to load (default: ./etc/api-paste.ini, else the "
@@ -217,8 +215,11 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"\nsent {sent}, received {printer.received}, "
             f"dropped {stats['dropped'] - before['dropped']}"
-            + (f", ignored {printer.stale} left over from earlier runs"
-               if printer.stale else ""),
+            + (
+                f", ignored {printer.stale} left over from earlier runs"
+                if printer.stale
+                else ""
+            ),
             flush=True,
         )
         return 0 if complete and stats["dropped"] == before["dropped"] else 1

@@ -40,8 +40,13 @@ def summary(payload: Any) -> str:
     return " ".join(parts)
 
 
-def line(metadata: dict[str, Any], priority: str, publisher_id: str,
-         event_type: str, payload: Any) -> str:
+def line(
+    metadata: dict[str, Any],
+    priority: str,
+    publisher_id: str,
+    event_type: str,
+    payload: Any,
+) -> str:
     """``time priority publisher event_type fields`` for one notification."""
     stamp = str(metadata.get("timestamp", ""))[11:23]
     return (

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from wsgiref.util import request_uri
 
+import webob
 import webob.exc
 
 from nova_notifier.api_fault import send_api_fault
@@ -70,7 +69,11 @@ def _fault_message(exc: BaseException, error_cls: type[webob.exc.HTTPError]) -> 
     if not getattr(exc, "safe", False):
         return str(error_cls.explanation)
     formatter = getattr(exc, "format_message", None)
-    message = formatter() if callable(formatter) else str(exc)
+    try:
+        message = formatter() if callable(formatter) else str(exc)
+    except Exception:  # a broken message must not break the fault
+        LOG.exception("nova_notifier: cannot format %s", type(exc).__name__)
+        return str(error_cls.explanation)
     return f"{type(exc).__name__}: {message}"
 
 
@@ -100,6 +103,11 @@ def fault_response(exc: BaseException) -> tuple[str, list[tuple[str, str]], byte
         ("Content-Length", str(len(body))),
     ]
     return f"{code} {error_cls.title}", headers, body
+
+
+def _url(environ: dict[str, Any]) -> str:
+    """The request's full URL (only built on the fault path)."""
+    return str(webob.Request(environ).url)
 
 
 class _Prepended:
@@ -146,32 +154,63 @@ class FaultWrapper:
     def __call__(
         self, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        started = False
+        # The app's status line is held back until the app has returned (or,
+        # for a generator, yielded its first chunk): until then nothing has
+        # reached the server, so an exception can still become a fault, even
+        # when the app called start_response before raising.
+        pending: list[Any] = []  # [status, headers] not yet passed on
+        committed = False
+        real_write: Callable[[bytes], Any] | None = None
+
+        def commit() -> Any:
+            nonlocal committed
+            committed = True
+            status, headers = pending
+            if status[:1] == "5":
+                self._notify(environ, int(status[:3]), f"HTTP {status}")
+            return start_response(status, headers)
+
+        def write(data: bytes) -> None:  # PEP 3333 write(): output begins now
+            nonlocal real_write
+            if real_write is None:
+                real_write = commit()
+            real_write(data)
 
         def watch(status: str, headers: Any, exc_info: Any = None) -> Any:
-            nonlocal started
-            started = True
-            if status[0] == "5":
-                self._notify(environ, int(status[:3]), f"HTTP {status}")
-            return start_response(status, headers, exc_info)
+            if committed:
+                # Output has begun: only the server can decide (PEP 3333).
+                return start_response(status, headers, exc_info)
+            pending[:] = [status, headers]
+            return write
 
+        result: Any = None
+        first: list[bytes] | None = None
         try:
             result = self.application(environ, watch)
-            if started:
-                return result
-            # The app defers its work to iteration (a generator): run it to the
-            # first chunk here, so an exception still becomes a fault.
-            iterator = iter(result)
-            try:
-                first = next(iterator)
-            except StopIteration:
-                return result
-            return _Prepended(first, iterator, result)
+            if not pending:
+                # The app defers its work to iteration (a generator): run it
+                # to the first chunk here, so an exception still becomes a fault.
+                iterator = iter(result)
+                try:
+                    first = [next(iterator)]
+                except StopIteration:
+                    first = None
         except Exception as exc:
-            if started:
+            if committed:
                 # The status line has already gone out; nothing can be mended.
                 raise
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    LOG.exception("nova_notifier: error closing the failed response")
             return self._fault(environ, start_response, exc)
+        if not committed and pending:
+            commit()
+        if first is None:
+            return result
+        return _Prepended(first[0], iterator, result)
 
     def _fault(
         self, environ: dict[str, Any], start_response: StartResponse, exc: BaseException
@@ -181,9 +220,9 @@ class FaultWrapper:
         if code >= 500:
             LOG.exception("Caught error: %s", type(exc).__name__)
         else:
-            LOG.info("%s returned with HTTP %d", request_uri(environ), code)
+            LOG.info("%s returned with HTTP %d", _url(environ), code)
         self._notify(environ, code, exc)
-        start_response(status, headers, sys.exc_info())
+        start_response(status, headers)
         if environ.get("REQUEST_METHOD") == "HEAD":
             return [b""]
         return [body]
@@ -191,6 +230,6 @@ class FaultWrapper:
     @staticmethod
     def _notify(environ: dict[str, Any], status: int, exc: BaseException | str) -> None:
         try:
-            send_api_fault(request_uri(environ), status, exc)
+            send_api_fault(_url(environ), status, exc)
         except Exception:  # never let a notification touch the response
             LOG.exception("nova_notifier: api.fault could not be sent")

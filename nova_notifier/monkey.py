@@ -36,10 +36,12 @@ OPTS = [
 ]
 
 _LOCK = threading.Lock()
-_APPLIED: set[tuple[str, str]] = set()
-_PATCHES: list[tuple[Any, str, Any]] = []
-
 Decorator = Callable[[str, Callable[..., Any]], Callable[..., Any]]
+
+# (module name, id of the decorator) -> the decorator (kept so the id stays
+# its own): one decorator is applied once per module, whatever path names it.
+_APPLIED: dict[tuple[str, int], Decorator] = {}
+_PATCHES: list[tuple[Any, str, Any]] = []
 
 
 def _split(entry: str) -> tuple[str, str]:
@@ -150,12 +152,12 @@ def monkey_patch(conf: cfg.ConfigOpts | None = None) -> int:
     resolved = [_resolve(entry) for entry in conf.monkey_patch_modules]
     count = 0
     with _LOCK:
-        for module, decorator_path, decorator in resolved:
-            key = (module.__name__, decorator_path)
+        for module, _decorator_path, decorator in resolved:
+            key = (module.__name__, id(decorator))
             if key in _APPLIED:
                 continue
             count += _patch_module(module, decorator)
-            _APPLIED.add(key)
+            _APPLIED[key] = decorator
     LOG.info("nova_notifier: monkey-patched %d functions and methods", count)
     return count
 

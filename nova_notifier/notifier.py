@@ -18,7 +18,7 @@ import oslo_messaging
 from oslo_config import cfg
 
 from nova_notifier.exceptions import ConfigError, NotInitializedError
-from nova_notifier.serializer import PayloadSerializer
+from nova_notifier.serializer import PayloadSerializer, is_secret_key, sanitize
 
 LOG = logging.getLogger(__name__)
 
@@ -97,8 +97,15 @@ def _validate(conf: cfg.ConfigOpts) -> None:
                 raise ConfigError(
                     f"invalid value for option [{group}] {opt.name}: {exc}"
                 ) from exc
-    from nova_notifier import monkey
+    from nova_notifier import audit, monkey
 
+    try:
+        # The option's regex cannot check the offset's range (hour@99).
+        audit.last_completed_audit_period(conf.instance_usage_audit_period)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"invalid value for option [DEFAULT] instance_usage_audit_period: {exc}"
+        ) from exc
     monkey.check_entries(conf)
 
 
@@ -184,6 +191,56 @@ def record_drop(event_type: str, reason: str) -> None:
     LOG.warning("nova_notifier: dropped %s notification: %s", event_type, reason)
 
 
+class _WireContext:
+    """A context already redacted, as oslo.messaging will send it.
+
+    oslo.messaging redacts a context with ``ctxt.redacted_copy()``, which by
+    default also makes the copy the thread's *current* context: an API's
+    context would lose its auth token, and the admin context of an
+    ``api.fault`` would become the current context of the next request on
+    that thread. Handing it this object instead leaves the thread alone.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def redacted_copy(self, **kwargs: Any) -> _WireContext:
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def wire_context(ctxt: Any) -> Any:
+    """What goes on the wire for ``ctxt``: its fields minus any credential.
+
+    A ``RequestContext`` (or anything with ``to_dict()``) becomes its redacted
+    fields without touching the thread's current context; ``None`` and plain
+    dicts become ``{}``, which oslo.messaging sends as no context.
+    """
+    if ctxt is None or isinstance(ctxt, dict):
+        return {}
+    values = None
+    redact = getattr(ctxt, "redacted_copy", None)
+    if callable(redact):
+        try:
+            values = redact(overwrite=False).to_dict()
+        except TypeError:  # a redacted_copy() that takes no overwrite
+            values = None
+    if values is None:
+        to_dict = getattr(ctxt, "to_dict", None)
+        if not callable(to_dict):
+            return {}
+        values = to_dict()
+    return _WireContext(
+        sanitize(
+            {key: value for key, value in values.items() if not is_secret_key(key)}
+        )
+    )
+
+
 def _prepared(publisher_id: str) -> Any:
     sub = _STATE.prepared.get(publisher_id)
     if sub is None:
@@ -224,7 +281,7 @@ class Notifier:
                 record_drop(event_type, "nova_notifier.init() has not been called")
                 return
             method = getattr(sub, priority.lower())
-            method({} if ctxt is None else ctxt, event_type, payload)
+            method(wire_context(ctxt), event_type, payload)
             _STATE.stats["sent"] += 1
         except Exception as exc:
             _STATE.stats["dropped"] += 1

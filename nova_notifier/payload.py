@@ -101,11 +101,16 @@ def system_metadata_dict(instance: Any, system_metadata: Any = None) -> dict[str
         if system_metadata is None
         else system_metadata
     )
+    return _key_value_dict(source)
+
+
+def _key_value_dict(source: Any) -> dict[str, Any]:
+    """A mapping, or rows of ``{"key": k, "value": v}``, as a dict."""
     if not source:
         return {}
     if isinstance(source, Mapping):
         return dict(source)
-    return {row["key"]: row["value"] for row in source}
+    return {get_field(row, "key"): get_field(row, "value") for row in source}
 
 
 def image_meta(system_metadata: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -140,10 +145,21 @@ def _flavor_values(instance: Any, sysmeta: Mapping[str, Any]) -> dict[str, Any]:
         if field in _TEXT_FLAVOR_FIELDS:
             values[field] = _text(value)
         elif field == "instance_type_id":
-            values[field] = "" if value is None else value
+            values[field] = _flavor_db_id(value)
         else:
             values[field] = _number(value)
     return values
+
+
+def _flavor_db_id(value: Any) -> Any:
+    """The flavor's database id: an integer, also when it comes from system
+    metadata (where Nova stores it as text); '' when unknown."""
+    if value is None or value == "":
+        return ""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def _fixed_ips(network_info: Iterable[Any]) -> list[dict[str, Any]]:
@@ -217,7 +233,7 @@ def info_from_instance(
         progress=int(progress) if progress else "",
         access_ip_v4=_text(get_field(instance, "access_ip_v4")),
         access_ip_v6=_text(get_field(instance, "access_ip_v6")),
-        metadata=dict(get_field(instance, "metadata", None) or {}),
+        metadata=_key_value_dict(get_field(instance, "metadata", None)),
         image_meta=image_meta(sysmeta),
     )
     if network_info is not None:

@@ -72,9 +72,10 @@ def send_update(
     """Emit one ``compute.instance.update`` for a change from old to new.
 
     Nothing is sent while ``notify_on_state_change`` is unset. Otherwise
-    exactly one update is sent: a transition (old and new states) when the
-    change counts under the mode, else a plain update with the new instance's
-    states and ``old_display_name`` when it was renamed. Never raises.
+    exactly one update is sent: a transition (old and new states, as the two
+    instances have them) when the change counts under the mode, else a plain
+    update with the new instance's states and ``old_display_name`` when it
+    was renamed. Never raises.
     """
     try:
         mode = _mode()
@@ -85,17 +86,20 @@ def send_update(
         old_task = get(old_instance, "task_state")
         new_task = get(new_instance, "task_state")
         if is_transition(mode, old_vm, new_vm, old_task, new_task):
-            _send(
-                context, new_instance, service, host, old_vm, new_vm, old_task, new_task
-            )
+            # Unlike Nova, an old task state of None stays None: replacing it
+            # with the new one would hide the very change being reported.
+            states = _states_payload(old_vm, new_vm, old_task, new_task)
+            _send(context, new_instance, service, host, states)
             return
         old_name = get(old_instance, "display_name")
         renamed = old_name != get(new_instance, "display_name")
+        states = _states_payload(new_vm, new_vm, new_task, new_task)
         _send(
             context,
             new_instance,
             service,
             host,
+            states,
             old_display_name=old_name if renamed else None,
         )
     except Exception as exc:
@@ -128,39 +132,46 @@ def send_update_with_states(
             mode, old_vm_state, new_vm_state, old_task_state, new_task_state
         ):
             return
-        _send(
-            context,
-            instance,
-            service,
-            host,
-            old_vm_state,
-            new_vm_state,
-            old_task_state,
-            new_task_state,
+        current_vm = payload.get_field(instance, "vm_state")
+        current_task = payload.get_field(instance, "task_state")
+        states = _states_payload(
+            current_vm if old_vm_state is None else old_vm_state,
+            current_vm if new_vm_state is None else new_vm_state,
+            current_task if old_task_state is None else old_task_state,
+            current_task if new_task_state is None else new_task_state,
         )
+        _send(context, instance, service, host, states)
     except Exception as exc:
         notifier.record_drop(EVENT_TYPE, f"{type(exc).__name__}: {exc}")
+
+
+def _states_payload(
+    old_vm_state: Any, new_vm_state: Any, old_task_state: Any, new_task_state: Any
+) -> dict[str, Any]:
+    return {
+        "old_state": old_vm_state,
+        "state": new_vm_state,
+        "old_task_state": old_task_state,
+        "new_task_state": new_task_state,
+    }
 
 
 def update_payload(
     context: Any,
     instance: Any,
-    old_vm_state: Any = None,
-    new_vm_state: Any = None,
-    old_task_state: Any = None,
-    new_task_state: Any = None,
+    states: dict[str, Any],
     old_display_name: str | None = None,
     bandwidth: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The payload of ``compute.instance.update`` (no ``fixed_ips``)."""
+    """The payload of ``compute.instance.update`` (no ``fixed_ips``).
+
+    ``states`` gives ``old_state``, ``state``, ``old_task_state`` and
+    ``new_task_state``.
+    """
     info = payload.info_from_instance(context, instance, None, None)
-    current_vm, current_task = info["state"], payload.get_field(instance, "task_state")
     begin, end = audit.audit_period_bounds(current_period=True)
+    info.update(states)
     info.update(
-        old_state=current_vm if old_vm_state is None else old_vm_state,
-        state=current_vm if new_vm_state is None else new_vm_state,
-        old_task_state=current_task if old_task_state is None else old_task_state,
-        new_task_state=current_task if new_task_state is None else new_task_state,
         audit_period_beginning=begin.strftime(TIME_FORMAT),
         audit_period_ending=end.strftime(TIME_FORMAT),
         bandwidth=bandwidth or {},
@@ -175,19 +186,8 @@ def _send(
     instance: Any,
     service: str,
     host: str | None,
-    old_vm_state: Any = None,
-    new_vm_state: Any = None,
-    old_task_state: Any = None,
-    new_task_state: Any = None,
+    states: dict[str, Any],
     old_display_name: str | None = None,
 ) -> None:
-    body = update_payload(
-        context,
-        instance,
-        old_vm_state,
-        new_vm_state,
-        old_task_state,
-        new_task_state,
-        old_display_name,
-    )
+    body = update_payload(context, instance, states, old_display_name)
     notifier.get_notifier(service, host).info(context, EVENT_TYPE, body)

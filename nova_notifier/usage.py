@@ -48,8 +48,11 @@ def notify_about_instance_usage(
     event_type = event_type_for(event_suffix)
     try:
         body = payload.info_from_instance(
-            context, instance, network_info, system_metadata, **(extra_usage_info or {})
+            context, instance, network_info, system_metadata
         )
+        # Merged here rather than passed as **kw: a key such as "instance" or
+        # "context" would otherwise clash with an argument and lose the event.
+        body.update(extra_usage_info or {})
         if fault is not None:
             body.update(payload.exception_to_dict(fault))
         getattr(notifier_, priority_for(event_suffix))(context, event_type, body)

@@ -30,7 +30,10 @@ def _call(app, method, path, body=None):
 
 def _boot(app, name, fail=False, flavor="m1.small"):
     resp = _call(
-        app, "POST", "/servers", {"server": {"name": name, "flavorRef": flavor, "fail": fail}}
+        app,
+        "POST",
+        "/servers",
+        {"server": {"name": name, "flavorRef": flavor, "fail": fail}},
     )
     assert resp.status_int == 202
     return resp.json_body["server"]["id"]
@@ -38,7 +41,9 @@ def _boot(app, name, fail=False, flavor="m1.small"):
 
 @pytest.fixture
 def api(fake_env):
-    fake_env.override("notify_on_state_change", "vm_and_task_state", group="notifications")
+    fake_env.override(
+        "notify_on_state_change", "vm_and_task_state", group="notifications"
+    )
     fake_env.override("notify_on_api_faults", True, group="notifications")
     return _app(), fake_env
 
@@ -56,7 +61,10 @@ def test_boot_sends_the_nova_sequence(api):
         ("INFO", "compute.demo-compute-1", "compute.instance.create.end"),
     ]
     first, *_, end = env.collector.events()
-    assert (first.payload["old_state"], first.payload["state"]) == ("building", "building")
+    assert (first.payload["old_state"], first.payload["state"]) == (
+        "building",
+        "building",
+    )
     assert first.payload["new_task_state"] == "scheduling"
     assert end.payload["instance_id"] == server_id
     assert end.payload["state"] == "active"
