@@ -156,7 +156,7 @@ class _Driver:
             req.json_body = body
         resp = req.get_response(self.app)
         print(f"\n{method} {path} -> {resp.status}", flush=True)
-        sent = nova_notifier.stats()["sent"] - self.first["sent"]
+        sent = nova_notifier.stats()["queued"] - self.first["queued"]
         self.complete &= self.printer.wait_for(sent, self.timeout)
         return resp
 
@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         before = driver.first
         driver.run()
         stats = nova_notifier.stats()
-        sent = stats["sent"] - before["sent"]
+        sent = stats["queued"] - before["queued"]
         complete = driver.complete
         print(
             f"\nsent {sent}, received {printer.received}, "

@@ -9,6 +9,7 @@ asynchronous) for all of them.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from collections import Counter
@@ -17,6 +18,8 @@ from typing import Any
 import oslo_messaging
 from oslo_config import cfg
 
+from nova_notifier import delivery as delivery_mod
+from nova_notifier.delivery import Delivery
 from nova_notifier.exceptions import ConfigError, NotInitializedError
 from nova_notifier.serializer import PayloadSerializer, is_secret_key, sanitize
 
@@ -54,6 +57,8 @@ class _State:
         self.transport: Any = None
         self.base: Any = None
         self.prepared: dict[str, Any] = {}
+        self.delivery: Delivery | None = None
+        self.reinit = False  # set in a forked child: rebuild before sending
         self.stats: Counter[str] = Counter()
 
 
@@ -107,6 +112,7 @@ def _validate(conf: cfg.ConfigOpts) -> None:
             f"invalid value for option [DEFAULT] instance_usage_audit_period: {exc}"
         ) from exc
     monkey.check_entries(conf)
+    delivery_mod.check(conf)
 
 
 def init(conf: cfg.ConfigOpts | None = None) -> None:
@@ -122,13 +128,16 @@ def init(conf: cfg.ConfigOpts | None = None) -> None:
     conf = cfg.CONF if conf is None else conf
     register_opts(conf)
     _validate(conf)
-    transport = oslo_messaging.get_notification_transport(conf)
-    base = oslo_messaging.Notifier(transport, serializer=PayloadSerializer())
     with _STATE.lock:
         _release()
+        transport = oslo_messaging.get_notification_transport(conf)
+        base = oslo_messaging.Notifier(transport, serializer=PayloadSerializer())
         _STATE.conf = conf
         _STATE.transport = transport
         _STATE.base = base
+        _STATE.reinit = False
+        if conf.notifications.delivery_mode != delivery_mod.DIRECT:
+            _STATE.delivery = Delivery(conf, transport, _STATE.stats)
     if not base.is_enabled():
         LOG.warning(
             "nova_notifier: [oslo_messaging_notifications] driver is not set; "
@@ -137,11 +146,14 @@ def init(conf: cfg.ConfigOpts | None = None) -> None:
 
 
 def _release() -> None:
-    transport = _STATE.transport
+    transport, delivery = _STATE.transport, _STATE.delivery
     _STATE.conf = None
     _STATE.transport = None
     _STATE.base = None
+    _STATE.delivery = None
     _STATE.prepared = {}
+    if delivery is not None:
+        delivery.close()
     if transport is not None:
         try:
             transport.cleanup()
@@ -149,8 +161,36 @@ def _release() -> None:
             LOG.exception("nova_notifier: error while closing the transport")
 
 
+def _after_fork_in_child() -> None:
+    """A forked child must not use its parent's connections or sender thread.
+
+    Forget them without closing (they are the parent's) and rebuild from the
+    same configuration at the child's first emit.
+    """
+    _STATE.lock = threading.RLock()
+    if _STATE.conf is None:
+        return
+    _STATE.transport = None
+    _STATE.base = None
+    _STATE.delivery = None
+    _STATE.prepared = {}
+    _STATE.reinit = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _reinit_after_fork() -> None:
+    with _STATE.lock:
+        if _STATE.reinit and _STATE.conf is not None:
+            init(_STATE.conf)
+
+
 def cleanup() -> None:
-    """Close the transport ``init()`` opened; safe to call when not initialised."""
+    """Deliver what is queued (up to ``flush_timeout``), close the transport.
+
+    Safe to call when not initialised.
+    """
     with _STATE.lock:
         _release()
 
@@ -180,9 +220,26 @@ def get_conf(what: str = "this call") -> cfg.ConfigOpts:
     return conf
 
 
-def stats() -> dict[str, int]:
-    """Counters of this process: notifications ``sent`` and ``dropped``."""
-    return {"sent": _STATE.stats["sent"], "dropped": _STATE.stats["dropped"]}
+def stats() -> dict[str, Any]:
+    """Delivery counters of this process.
+
+    ``queued`` (accepted by an emit call), ``sent`` (handed to the transport
+    and, with a background mode, accepted by the broker), ``retried``
+    (delivery attempts that failed), ``dropped`` (never to be sent),
+    ``backlog`` (accepted, not yet delivered) and ``oldest_undelivered_age``
+    (seconds).
+    """
+    counters = _STATE.stats
+    result: dict[str, Any] = {
+        name: counters[name] for name in ("queued", "sent", "retried", "dropped")
+    }
+    delivery = _STATE.delivery
+    result.update(
+        delivery.status()
+        if delivery is not None
+        else {"backlog": 0, "oldest_undelivered_age": 0.0}
+    )
+    return result
 
 
 def record_drop(event_type: str, reason: str) -> None:
@@ -276,12 +333,29 @@ class Notifier:
     def notify(self, ctxt: Any, event_type: str, payload: Any, priority: str) -> None:
         """Emit ``event_type`` at ``priority`` (a name of :data:`PRIORITIES`)."""
         try:
+            if _STATE.reinit:
+                _reinit_after_fork()
+            delivery = _STATE.delivery
+            if delivery is not None:
+                if delivery.enabled:
+                    wire = wire_context(ctxt)
+                    delivery.submit(
+                        self.publisher_id,
+                        wire.to_dict() if isinstance(wire, _WireContext) else {},
+                        event_type,
+                        payload,
+                        priority,
+                    )
+                return
             sub = _prepared(self.publisher_id)
             if sub is None:
                 record_drop(event_type, "nova_notifier.init() has not been called")
                 return
+            if not sub.is_enabled():
+                return
             method = getattr(sub, priority.lower())
             method(wire_context(ctxt), event_type, payload)
+            _STATE.stats["queued"] += 1
             _STATE.stats["sent"] += 1
         except Exception as exc:
             _STATE.stats["dropped"] += 1

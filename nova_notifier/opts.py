@@ -11,6 +11,7 @@ def list_opts() -> list[tuple[str, list[Any]]]:
         api_fault,
         audit,
         decorator,
+        delivery,
         monkey,
         notifier,
         payload,
@@ -21,7 +22,11 @@ def list_opts() -> list[tuple[str, list[Any]]]:
         ("DEFAULT", notifier.OPTS + audit.OPTS + monkey.OPTS),
         (
             "notifications",
-            updates.OPTS + api_fault.OPTS + decorator.OPTS + payload.OPTS,
+            updates.OPTS
+            + api_fault.OPTS
+            + decorator.OPTS
+            + payload.OPTS
+            + delivery.OPTS,
         ),
     ]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -132,6 +133,14 @@ def make_conf(transport_url: str, topic: str, **overrides: Any) -> cfg.ConfigOpt
     conf.set_override("driver", ["messagingv2"], group="oslo_messaging_notifications")
     conf.set_override("topics", [topic], group="oslo_messaging_notifications")
     conf.set_override("host", "testhost")
+    # The whole suite can run under another delivery mode, e.g.
+    # NOVA_NOTIFIER_TEST_DELIVERY=background.
+    mode = os.environ.get("NOVA_NOTIFIER_TEST_DELIVERY")
+    if mode:
+        conf.set_override("delivery_mode", mode, group="notifications")
+    if mode == "spool":
+        spool = os.path.join(tempfile.mkdtemp(prefix="nn-spool-"), "spool.db")
+        conf.set_override("spool_path", spool, group="notifications")
     for key, value in overrides.items():
         group, _, name = key.rpartition("__")
         conf.set_override(name, value, group=group or None)

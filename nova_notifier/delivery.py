@@ -1,0 +1,415 @@
+"""How an emitted notification reaches the transport.
+
+Owns ``[notifications] delivery_mode`` and the options of the background
+sender and the spool. Three modes:
+
+``direct``
+    The emit call sends through oslo.messaging's ``Notifier`` and waits for
+    it, as Nova does: during a broker outage the call blocks or the message
+    is lost, depending on ``[oslo_messaging_notifications] retry``.
+``background``
+    The emit call builds the message and puts it on a bounded memory queue; a
+    sender thread delivers it. Never waits on the network. A full queue drops
+    (counted, logged); messages still queued when the process dies are lost.
+``spool``
+    As ``background``, but the message is written to a SQLite spool (WAL)
+    before the emit call returns and removed only after the broker confirmed
+    it. A new process on the same spool replays what is left: at-least-once
+    delivery, with the original message_id and timestamp kept so consumers
+    can drop duplicates.
+"""
+
+from __future__ import annotations
+
+import collections
+import fcntl
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from typing import Any
+
+import oslo_messaging
+from oslo_config import cfg
+from oslo_utils import timeutils
+
+from nova_notifier.exceptions import ConfigError
+from nova_notifier.serializer import sanitize
+
+LOG = logging.getLogger(__name__)
+
+DIRECT, BACKGROUND, SPOOL = "direct", "background", "spool"
+_MESSAGING_DRIVERS = {"messagingv2": 2.0, "messaging": 1.0}
+_WIRE_PRIORITY = {"warning": "WARN"}
+
+OPTS = [
+    cfg.StrOpt(
+        "delivery_mode",
+        default=DIRECT,
+        choices=[
+            (DIRECT, "the emit call sends and waits, like Nova"),
+            (BACKGROUND, "a bounded memory queue and a sender thread"),
+            (SPOOL, "a durable SQLite spool and a sender thread"),
+        ],
+        help="How emitted notifications reach the broker. background and "
+        "spool never make the emit call wait on the network; they need the "
+        "messagingv2 (or messaging) driver.",
+    ),
+    cfg.IntOpt(
+        "queue_size",
+        default=10000,
+        min=1,
+        help="background mode: notifications held in memory before new ones "
+        "are dropped.",
+    ),
+    cfg.StrOpt(
+        "spool_path",
+        help="spool mode: the SQLite file holding undelivered notifications.",
+    ),
+    cfg.StrOpt(
+        "spool_sync",
+        default="normal",
+        choices=[
+            ("normal", "survives a killed process; an OS crash may lose the last"),
+            ("full", "survives an OS crash too; an fsync per emit call"),
+        ],
+        help="spool mode: SQLite synchronous setting.",
+    ),
+    cfg.FloatOpt(
+        "retry_backoff_max",
+        default=30.0,
+        min=0.01,
+        help="Longest wait, in seconds, between two delivery attempts of the "
+        "background sender (the wait doubles from 0.1 s).",
+    ),
+    cfg.FloatOpt(
+        "flush_timeout",
+        default=10.0,
+        min=0,
+        help="Seconds cleanup() waits for the background sender to deliver "
+        "what is queued.",
+    ),
+]
+
+
+def check(conf: cfg.ConfigOpts) -> None:
+    """Reject a delivery configuration that cannot work (used by ``init()``)."""
+    group = conf.notifications
+    if group.delivery_mode == DIRECT:
+        return
+    drivers = set(conf.oslo_messaging_notifications.driver) - {"noop"}
+    if drivers and not drivers <= set(_MESSAGING_DRIVERS):
+        raise ConfigError(
+            f"invalid value for option [notifications] delivery_mode: "
+            f"{group.delivery_mode!r} needs the messagingv2 or messaging "
+            f"driver, not {sorted(drivers)}"
+        )
+    if group.delivery_mode == SPOOL and not group.spool_path:
+        raise ConfigError(
+            "invalid value for option [notifications] spool_path: "
+            "delivery_mode 'spool' needs a spool_path"
+        )
+
+
+class _MemorySource:
+    """A bounded FIFO in memory."""
+
+    def __init__(self, size: int) -> None:
+        self._queue: queue.SimpleQueue[tuple[float, str]] = queue.SimpleQueue()
+        self._size = size
+
+    def put(self, record: str) -> bool:
+        if self._queue.qsize() >= self._size:
+            return False
+        self._queue.put((time.time(), record))
+        return True
+
+    def take(self, timeout: float) -> tuple[Any, float, str] | None:
+        try:
+            created, record = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        return None, created, record
+
+    def done(self, key: Any) -> None:
+        """Nothing to do: a taken record left the queue already."""
+
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    def oldest(self) -> float | None:
+        return None
+
+    def close(self) -> int:
+        return self._queue.qsize()
+
+
+class _SpoolSource:
+    """A FIFO in a SQLite file (WAL): written by emitters, read by one sender.
+
+    Several processes may write the same spool; an ``flock`` on
+    ``<spool_path>.lock`` lets one sender at a time read it, so a message is
+    never sent by two processes at once.
+    """
+
+    def __init__(self, path: str, sync: str) -> None:
+        self.path = path
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        self._sync = "FULL" if sync == "full" else "NORMAL"
+        self._write_lock = threading.Lock()
+        self._writer = self._connect()
+        self._writer.execute(
+            "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY "
+            "AUTOINCREMENT, created REAL NOT NULL, record TEXT NOT NULL)"
+        )
+        self._reader: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+        self._cursor = 0
+        self._wake = threading.Event()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=30
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._sync}")
+        return conn
+
+    def put(self, record: str) -> bool:
+        with self._write_lock:
+            self._writer.execute(
+                "INSERT INTO spool (created, record) VALUES (?, ?)",
+                (time.time(), record),
+            )
+        self._wake.set()
+        return True
+
+    def _claim(self, timeout: float) -> bool:
+        """Become the spool's one reader; False if another process is."""
+        if self._lock_fd is not None:
+            return True
+        fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            time.sleep(timeout)
+            return False
+        self._lock_fd = fd
+        self._reader = self._connect()
+        return True
+
+    def take(self, timeout: float) -> tuple[Any, float, str] | None:
+        if not self._claim(timeout):
+            return None
+        assert self._reader is not None
+        row = self._reader.execute(
+            "SELECT seq, created, record FROM spool WHERE seq > ? ORDER BY seq LIMIT 1",
+            (self._cursor,),
+        ).fetchone()
+        if row is None:
+            # Other processes write without waking us: poll at most this often.
+            self._wake.wait(timeout)
+            self._wake.clear()
+            return None
+        self._cursor = row[0]
+        return row[0], row[1], row[2]
+
+    def done(self, key: Any) -> None:
+        assert self._reader is not None
+        self._reader.execute("DELETE FROM spool WHERE seq = ?", (key,))
+
+    def backlog(self) -> int:
+        with self._write_lock:
+            return int(self._writer.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
+
+    def oldest(self) -> float | None:
+        with self._write_lock:
+            value = self._writer.execute("SELECT MIN(created) FROM spool").fetchone()[0]
+        return None if value is None else float(value)
+
+    def close(self) -> int:
+        left = self.backlog()
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        return left
+
+
+class Delivery:
+    """Hands notifications to the transport; the caller never waits on it.
+
+    ``submit`` builds the wire message (message_id, timestamp, sanitised
+    payload) in the calling thread and queues it; a sender thread publishes
+    it with the transport, retrying with backoff until the broker accepts it.
+    """
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts,
+        transport: Any,
+        stats: collections.Counter[str],
+    ) -> None:
+        group = conf.notifications
+        self.mode = group.delivery_mode
+        self._transport = transport
+        self._stats = stats
+        notify_conf = conf.oslo_messaging_notifications
+        self._topics = list(notify_conf.topics)
+        drivers = [d for d in notify_conf.driver if d in _MESSAGING_DRIVERS]
+        self._version = _MESSAGING_DRIVERS[drivers[0]] if drivers else 2.0
+        self.enabled = bool(drivers)
+        retry = notify_conf.retry
+        # A finite retry per attempt, so a failure comes back to the sender
+        # (which retries on its own terms) instead of blocking it for ever.
+        self._retry = 0 if retry is None or retry < 0 else retry
+        self._backoff_max = group.retry_backoff_max
+        self._flush_timeout = group.flush_timeout
+        self._source: _MemorySource | _SpoolSource = (
+            _SpoolSource(group.spool_path, group.spool_sync)
+            if self.mode == SPOOL
+            else _MemorySource(group.queue_size)
+        )
+        self._in_flight_since: float | None = None
+        self._aborted_in_flight = False
+        self._stop = threading.Event()  # drain what is queued, then stop
+        self._abort = threading.Event()  # stop now
+        self._last_drop_log = 0.0
+        self._thread = threading.Thread(
+            target=self._run, name="nova-notifier-sender", daemon=True
+        )
+        self._thread.start()
+
+    # -- the caller's side -------------------------------------------------
+
+    def submit(
+        self,
+        publisher_id: str,
+        ctxt: dict[str, Any],
+        event_type: str,
+        payload: Any,
+        priority: str,
+    ) -> None:
+        """Queue one notification; raises only on a payload that cannot be built."""
+        priority = priority.lower()
+        message = {
+            "message_id": str(uuid.uuid4()),
+            "publisher_id": publisher_id,
+            "event_type": event_type,
+            "priority": _WIRE_PRIORITY.get(priority, priority.upper()),
+            "payload": sanitize(payload),
+            "timestamp": str(timeutils.utcnow()),
+        }
+        record = json.dumps({"ctxt": ctxt, "message": message})
+        if self._source.put(record):
+            self._stats["queued"] += 1
+        else:
+            self._dropped(event_type, "the delivery queue is full")
+
+    def _dropped(self, event_type: str, reason: str) -> None:
+        self._stats["dropped"] += 1
+        now = time.monotonic()
+        if now - self._last_drop_log >= 10:  # at most one line every 10 s
+            self._last_drop_log = now
+            LOG.warning(
+                "nova_notifier: dropped %s notification: %s (%d dropped so far)",
+                event_type,
+                reason,
+                self._stats["dropped"],
+            )
+
+    # -- the sender's side -------------------------------------------------
+
+    def _publish(self, record: str) -> None:
+        item = json.loads(record)
+        message = item["message"]
+        priority = message["priority"].lower()
+        for topic in self._topics:
+            self._transport._send_notification(
+                oslo_messaging.Target(topic=f"{topic}.{priority}"),
+                item["ctxt"],
+                message,
+                version=self._version,
+                retry=self._retry,
+            )
+
+    def _run(self) -> None:
+        backoff = 0.1
+        stalled_at: float | None = None
+        while not self._abort.is_set():
+            taken = self._source.take(timeout=0.2)
+            if taken is None:
+                if self._stop.is_set() and self._source.backlog() == 0:
+                    return
+                continue
+            key, created, record = taken
+            self._in_flight_since = created
+            while True:
+                try:
+                    if self.enabled:
+                        self._publish(record)
+                    break
+                except Exception as exc:
+                    self._stats["retried"] += 1
+                    if stalled_at is None:
+                        stalled_at = time.monotonic()
+                        LOG.warning(
+                            "nova_notifier: delivery stalled, retrying: %s", exc
+                        )
+                    if self._abort.wait(backoff):
+                        self._aborted_in_flight = True
+                        return
+                    backoff = min(backoff * 2, self._backoff_max)
+            self._source.done(key)
+            self._in_flight_since = None
+            self._stats["sent"] += 1
+            if stalled_at is not None:
+                LOG.warning(
+                    "nova_notifier: delivery resumed after %.1f s",
+                    time.monotonic() - stalled_at,
+                )
+                stalled_at = None
+                backoff = 0.1
+
+    # -- status and shutdown -----------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """``backlog`` (not yet delivered) and ``oldest_undelivered_age`` (s)."""
+        in_flight = self._in_flight_since
+        backlog = self._source.backlog() + (1 if in_flight is not None else 0)
+        oldest = in_flight if in_flight is not None else self._source.oldest()
+        age = 0.0 if oldest is None else max(0.0, time.time() - oldest)
+        return {"backlog": backlog, "oldest_undelivered_age": round(age, 3)}
+
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver what is queued (at most ``timeout`` s), then stop the sender."""
+        self._stop.set()
+        self._thread.join(self._flush_timeout if timeout is None else timeout)
+        self._abort.set()
+        self._thread.join(5)
+        left = self._source.close()
+        if self._aborted_in_flight and self.mode != SPOOL:
+            left += 1  # the one the sender was still retrying
+        if left:
+            if self.mode == SPOOL:
+                LOG.warning(
+                    "nova_notifier: %d notifications left in the spool %s for "
+                    "the next start",
+                    left,
+                    self._source.path if isinstance(self._source, _SpoolSource) else "",
+                )
+            else:
+                self._stats["dropped"] += left
+                LOG.warning(
+                    "nova_notifier: %d queued notifications not delivered before "
+                    "shutdown",
+                    left,
+                )
