@@ -119,24 +119,26 @@ class _MemorySource:
     """A bounded FIFO in memory."""
 
     def __init__(self, size: int) -> None:
-        self._queue: queue.SimpleQueue[tuple[float, str]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[float, dict[str, Any]]] = (
+            queue.SimpleQueue()
+        )
         self._size = size
 
-    def put(self, record: str) -> bool:
+    def put(self, item: dict[str, Any]) -> bool:
         if self._queue.qsize() >= self._size:
             return False
-        self._queue.put((time.time(), record))
+        self._queue.put((time.time(), item))
         return True
 
-    def take(self, timeout: float) -> tuple[Any, float, str] | None:
+    def take(self, timeout: float) -> tuple[Any, float, dict[str, Any]] | None:
         try:
-            created, record = self._queue.get(timeout=timeout)
+            created, item = self._queue.get(timeout=timeout)
         except queue.Empty:
             return None
-        return None, created, record
+        return None, created, item
 
     def done(self, key: Any) -> None:
-        """Nothing to do: a taken record left the queue already."""
+        """Nothing to do: a taken item left the queue already."""
 
     def backlog(self) -> int:
         return self._queue.qsize()
@@ -151,38 +153,38 @@ class _MemorySource:
 class _SpoolSource:
     """A FIFO in a SQLite file (WAL): written by emitters, read by one sender.
 
-    Several processes may write the same spool; an ``flock`` on
-    ``<spool_path>.lock`` lets one sender at a time read it, so a message is
-    never sent by two processes at once.
+    One connection serves both sides under one lock, so the process never
+    waits on SQLite's own busy handler. Delivered rows are deleted in small
+    batches (a crash in between only means a duplicate on replay). Several
+    processes may write one spool; an ``flock`` on ``<spool_path>.lock``
+    lets one sender at a time read it, so no message is sent by two.
     """
+
+    _DELETE_BATCH = 64
 
     def __init__(self, path: str, sync: str) -> None:
         self.path = path
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        self._sync = "FULL" if sync == "full" else "NORMAL"
-        self._write_lock = threading.Lock()
-        self._writer = self._connect()
-        self._writer.execute(
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+        self._db.execute(
             "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY "
             "AUTOINCREMENT, created REAL NOT NULL, record TEXT NOT NULL)"
         )
-        self._reader: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
         self._cursor = 0
+        self._batch: collections.deque[tuple[int, float, str]] = collections.deque()
+        self._delivered: list[tuple[int]] = []
         self._wake = threading.Event()
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=30
-        )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self._sync}")
-        return conn
-
-    def put(self, record: str) -> bool:
-        with self._write_lock:
-            self._writer.execute(
+    def put(self, item: dict[str, Any]) -> bool:
+        record = json.dumps(item)
+        with self._lock:
+            self._db.execute(
                 "INSERT INTO spool (created, record) VALUES (?, ?)",
                 (time.time(), record),
             )
@@ -190,7 +192,7 @@ class _SpoolSource:
         return True
 
     def _claim(self, timeout: float) -> bool:
-        """Become the spool's one reader; False if another process is."""
+        """Become the spool's one reader; False while another process is."""
         if self._lock_fd is not None:
             return True
         fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -198,46 +200,57 @@ class _SpoolSource:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            time.sleep(timeout)
+            self._wake.wait(timeout)
             return False
         self._lock_fd = fd
-        self._reader = self._connect()
         return True
 
-    def take(self, timeout: float) -> tuple[Any, float, str] | None:
-        if not self._claim(timeout):
-            return None
-        assert self._reader is not None
-        row = self._reader.execute(
-            "SELECT seq, created, record FROM spool WHERE seq > ? ORDER BY seq LIMIT 1",
-            (self._cursor,),
-        ).fetchone()
-        if row is None:
-            # Other processes write without waking us: poll at most this often.
-            self._wake.wait(timeout)
-            self._wake.clear()
-            return None
-        self._cursor = row[0]
-        return row[0], row[1], row[2]
+    def take(self, timeout: float) -> tuple[Any, float, dict[str, Any]] | None:
+        if not self._batch:
+            if not self._claim(timeout):
+                return None
+            self._flush_deletes()
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT seq, created, record FROM spool WHERE seq > ? "
+                    "ORDER BY seq LIMIT 256",
+                    (self._cursor,),
+                ).fetchall()
+            if not rows:
+                # Other processes write without waking us: poll this often.
+                self._wake.wait(timeout)
+                self._wake.clear()
+                return None
+            self._batch.extend(rows)
+            self._cursor = rows[-1][0]
+        seq, created, record = self._batch.popleft()
+        return seq, created, json.loads(record)
 
     def done(self, key: Any) -> None:
-        assert self._reader is not None
-        self._reader.execute("DELETE FROM spool WHERE seq = ?", (key,))
+        self._delivered.append((key,))
+        if len(self._delivered) >= self._DELETE_BATCH:
+            self._flush_deletes()
+
+    def _flush_deletes(self) -> None:
+        if self._delivered:
+            with self._lock:
+                self._db.executemany("DELETE FROM spool WHERE seq = ?", self._delivered)
+            self._delivered = []
 
     def backlog(self) -> int:
-        with self._write_lock:
-            return int(self._writer.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
+        with self._lock:
+            count = self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
+        return max(0, int(count) - len(self._delivered))
 
     def oldest(self) -> float | None:
-        with self._write_lock:
-            value = self._writer.execute("SELECT MIN(created) FROM spool").fetchone()[0]
+        with self._lock:
+            value = self._db.execute("SELECT MIN(created) FROM spool").fetchone()[0]
         return None if value is None else float(value)
 
     def close(self) -> int:
+        self._flush_deletes()
         left = self.backlog()
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                conn.close()
+        self._db.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -308,8 +321,7 @@ class Delivery:
             "payload": sanitize(payload),
             "timestamp": str(timeutils.utcnow()),
         }
-        record = json.dumps({"ctxt": ctxt, "message": message})
-        if self._source.put(record):
+        if self._source.put({"ctxt": ctxt, "message": message}):
             self._stats["queued"] += 1
         else:
             self._dropped(event_type, "the delivery queue is full")
@@ -328,8 +340,7 @@ class Delivery:
 
     # -- the sender's side -------------------------------------------------
 
-    def _publish(self, record: str) -> None:
-        item = json.loads(record)
+    def _publish(self, item: dict[str, Any]) -> None:
         message = item["message"]
         priority = message["priority"].lower()
         for topic in self._topics:
@@ -350,12 +361,12 @@ class Delivery:
                 if self._stop.is_set() and self._source.backlog() == 0:
                     return
                 continue
-            key, created, record = taken
+            key, created, item = taken
             self._in_flight_since = created
             while True:
                 try:
                     if self.enabled:
-                        self._publish(record)
+                        self._publish(item)
                     break
                 except Exception as exc:
                     self._stats["retried"] += 1

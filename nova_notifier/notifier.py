@@ -136,6 +136,7 @@ def init(conf: cfg.ConfigOpts | None = None) -> None:
         _STATE.transport = transport
         _STATE.base = base
         _STATE.reinit = False
+        _STATE.stats.clear()
         if conf.notifications.delivery_mode != delivery_mod.DIRECT:
             _STATE.delivery = Delivery(conf, transport, _STATE.stats)
     if not base.is_enabled():
@@ -221,7 +222,7 @@ def get_conf(what: str = "this call") -> cfg.ConfigOpts:
 
 
 def stats() -> dict[str, Any]:
-    """Delivery counters of this process.
+    """Delivery counters since the last ``init()``.
 
     ``queued`` (accepted by an emit call), ``sent`` (handed to the transport
     and, with a background mode, accepted by the broker), ``retried``

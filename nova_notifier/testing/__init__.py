@@ -1,0 +1,1 @@
+"""Helpers for testing services that use nova_notifier (fault injection)."""
