@@ -52,9 +52,9 @@ def send_api_fault(url: str, status: int, exception: BaseException | str) -> Non
     text. The context is the thread's current ``RequestContext`` or an admin
     one. Never raises.
     """
-    try:
+    with notifier.dropping(EVENT_TYPE):
         conf = notifier.get_conf("send_api_fault()")
-        if not conf.notifications.notify_on_api_faults:
+        if not conf.notifications.notify_on_api_faults or notifier.sending_disabled():
             return
         text = (
             exception
@@ -63,5 +63,3 @@ def send_api_fault(url: str, status: int, exception: BaseException | str) -> Non
         )
         body = {"url": url, "status": int(status), "exception": text}
         notifier.get_notifier("api").error(current_context(), EVENT_TYPE, body)
-    except Exception as exc:
-        notifier.record_drop(EVENT_TYPE, f"{type(exc).__name__}: {exc}")

@@ -85,11 +85,11 @@ def call_payload(
 def _emit(
     name: str, names: list[str], skip_first: bool, args: Any, kwargs: Any
 ) -> None:
-    try:
+    with notifier.dropping(name):
         # Before init() (or after cleanup()) this raises and the call is
         # counted as a drop, like every other helper's.
         conf = notifier.get_conf("notify_decorator")
-        if not notifier.is_enabled():
+        if notifier.sending_disabled():
             return
         ctxt, body = call_payload(names, skip_first, args, kwargs)
         level = (conf.notifications.default_level or "INFO").lower()
@@ -99,8 +99,6 @@ def _emit(
         notifier.Notifier(publisher).notify(
             ctxt or oslo_context.get_current(), name, body, level
         )
-    except Exception as exc:
-        notifier.record_drop(name, f"{type(exc).__name__}: {exc}")
 
 
 def notify_decorator(name: str, fn: F) -> F:

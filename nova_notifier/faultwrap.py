@@ -13,12 +13,13 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from wsgiref.util import is_hop_by_hop
 
 import webob
 import webob.exc
 
 from nova_notifier.api_fault import send_api_fault
-from nova_notifier.payload import fault_code
+from nova_notifier.payload import fault_code, formatted_message
 
 LOG = logging.getLogger(__name__)
 
@@ -58,22 +59,39 @@ def _error_classes() -> dict[int, type[webob.exc.HTTPError]]:
 _ERROR_CLASSES = _error_classes()
 
 
+_NOT_COPIED = {"content-type", "content-length"}
+
+
 def _header_pairs(headers: Any) -> list[tuple[str, str]]:
+    """An exception's ``headers`` as text pairs a fault response may carry.
+
+    Hop-by-hop headers (which a WSGI app must not set) and the body's own
+    headers are left out; headers that cannot be read are ignored.
+    """
     if not headers:
         return []
-    items = headers.items() if hasattr(headers, "items") else headers
-    return [(str(key), str(value)) for key, value in items]
+    try:
+        items = headers.items() if hasattr(headers, "items") else headers
+        pairs = [(str(key), str(value)) for key, value in items]
+    except (TypeError, ValueError):
+        LOG.warning("nova_notifier: ignoring unreadable fault headers %r", headers)
+        return []
+    return [
+        (key, value)
+        for key, value in pairs
+        if key.lower() not in _NOT_COPIED and not is_hop_by_hop(key)
+    ]
 
 
 def _fault_message(exc: BaseException, error_cls: type[webob.exc.HTTPError]) -> str:
     if not getattr(exc, "safe", False):
         return str(error_cls.explanation)
-    formatter = getattr(exc, "format_message", None)
-    try:
-        message = formatter() if callable(formatter) else str(exc)
-    except Exception:  # a broken message must not break the fault
-        LOG.exception("nova_notifier: cannot format %s", type(exc).__name__)
-        return str(error_cls.explanation)
+    if callable(getattr(exc, "format_message", None)):
+        message = formatted_message(exc)
+        if message is None:  # a broken message must not break the fault
+            return str(error_cls.explanation)
+    else:
+        message = str(exc)
     return f"{type(exc).__name__}: {message}"
 
 
@@ -86,11 +104,7 @@ def fault_response(exc: BaseException) -> tuple[str, list[tuple[str, str]], byte
     """
     error_cls = _ERROR_CLASSES.get(fault_code(exc), webob.exc.HTTPInternalServerError)
     code = int(error_cls.code)
-    headers = [
-        (key, value)
-        for key, value in _header_pairs(getattr(exc, "headers", None))
-        if key.lower() not in ("content-type", "content-length")
-    ]
+    headers = _header_pairs(getattr(exc, "headers", None))
     name = FAULT_NAMES.get(code, DEFAULT_FAULT_NAME)
     fault: dict[str, Any] = {"code": code, "message": _fault_message(exc, error_cls)}
     if code in (413, 429):
@@ -220,7 +234,7 @@ class FaultWrapper:
         if code >= 500:
             LOG.exception("Caught error: %s", type(exc).__name__)
         else:
-            LOG.info("%s returned with HTTP %d", _url(environ), code)
+            LOG.info("%s returned with HTTP %d", environ.get("PATH_INFO", ""), code)
         self._notify(environ, code, exc)
         start_response(status, headers)
         if environ.get("REQUEST_METHOD") == "HEAD":

@@ -36,6 +36,12 @@ OPTS = [
 ]
 
 _LOCK = threading.Lock()
+# Hooks Python calls implicitly (as static or class methods, or on every
+# attribute access); wrapping them would change how the class works.
+_NEVER_WRAPPED = frozenset(
+    ("__new__", "__init_subclass__", "__class_getitem__", "__getattribute__")
+)
+
 Decorator = Callable[[str, Callable[..., Any]], Callable[..., Any]]
 
 # (module name, id of the decorator) -> the decorator (kept so the id stays
@@ -122,7 +128,7 @@ def _patch_module(module: ModuleType, decorator: Decorator) -> int:
         elif inspect.isclass(value) and id(value) not in seen_classes:
             seen_classes.add(id(value))
             for member, raw in list(vars(value).items()):
-                if member.startswith("__") and member.endswith("__"):
+                if member in _NEVER_WRAPPED:
                     continue
                 wrapped = _wrap_member(
                     raw, f"{prefix}.{value.__name__}.{member}", decorator
@@ -138,7 +144,9 @@ def monkey_patch(conf: cfg.ConfigOpts | None = None) -> int:
 
     Every function and every method (plain, static or class) defined in each
     listed module, not imported into it, is replaced by
-    ``decorator("<module>.<Class>.<method>", fn)``; dunder methods are left
+    ``decorator("<module>.<Class>.<method>", fn)``, dunder methods such as
+    ``__init__`` included (not ``__new__``, ``__init_subclass__``,
+    ``__class_getitem__`` or ``__getattribute__``); properties are left
     alone. An entry already applied is skipped, so a second call wraps
     nothing twice. Every entry is checked before anything is patched: a
     malformed or unimportable one raises ``MonkeyPatchError`` naming it.

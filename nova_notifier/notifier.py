@@ -8,11 +8,13 @@ asynchronous) for all of them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import oslo_messaging
@@ -58,6 +60,7 @@ class _State:
         self.base: Any = None
         self.prepared: dict[str, Any] = {}
         self.delivery: Delivery | None = None
+        self.enabled = False  # a driver other than noop is configured
         self.reinit = False  # set in a forked child: rebuild before sending
         self.stats: Counter[str] = Counter()
 
@@ -137,9 +140,11 @@ def init(conf: cfg.ConfigOpts | None = None) -> None:
         _STATE.base = base
         _STATE.reinit = False
         _STATE.stats.clear()
+        drivers = set(conf.oslo_messaging_notifications.driver) - {"noop"}
+        _STATE.enabled = bool(drivers)
         if conf.notifications.delivery_mode != delivery_mod.DIRECT:
             _STATE.delivery = Delivery(conf, transport, _STATE.stats)
-    if not base.is_enabled():
+    if not _STATE.enabled:
         LOG.warning(
             "nova_notifier: [oslo_messaging_notifications] driver is not set; "
             "notifications will not be sent"
@@ -209,8 +214,7 @@ def transport() -> Any:
 
 def is_enabled() -> bool:
     """True when initialised with a notification driver configured."""
-    base = _STATE.base
-    return base is not None and base.is_enabled()
+    return _STATE.base is not None and _STATE.enabled
 
 
 def get_conf(what: str = "this call") -> cfg.ConfigOpts:
@@ -241,6 +245,20 @@ def stats() -> dict[str, Any]:
         else {"backlog": 0, "oldest_undelivered_age": 0.0}
     )
     return result
+
+
+def sending_disabled() -> bool:
+    """True when initialised without a notification driver: nothing to build."""
+    return _STATE.base is not None and not _STATE.enabled
+
+
+@contextlib.contextmanager
+def dropping(event_type: str) -> Iterator[None]:
+    """Turn any exception in the block into a logged, counted drop."""
+    try:
+        yield
+    except Exception as exc:
+        record_drop(event_type, f"{type(exc).__name__}: {exc}")
 
 
 def record_drop(event_type: str, reason: str) -> None:
@@ -274,24 +292,15 @@ class _WireContext:
 def wire_context(ctxt: Any) -> Any:
     """What goes on the wire for ``ctxt``: its fields minus any credential.
 
-    A ``RequestContext`` (or anything with ``to_dict()``) becomes its redacted
-    fields without touching the thread's current context; ``None`` and plain
-    dicts become ``{}``, which oslo.messaging sends as no context.
+    A ``RequestContext`` (or anything with ``to_dict()``) becomes its fields
+    without the secret-named ones (auth_token, service_token...), read
+    without making any context current; ``None`` and plain dicts become
+    ``{}``, which oslo.messaging sends as no context.
     """
-    if ctxt is None or isinstance(ctxt, dict):
+    to_dict = getattr(ctxt, "to_dict", None)
+    if ctxt is None or isinstance(ctxt, dict) or not callable(to_dict):
         return {}
-    values = None
-    redact = getattr(ctxt, "redacted_copy", None)
-    if callable(redact):
-        try:
-            values = redact(overwrite=False).to_dict()
-        except TypeError:  # a redacted_copy() that takes no overwrite
-            values = None
-    if values is None:
-        to_dict = getattr(ctxt, "to_dict", None)
-        if not callable(to_dict):
-            return {}
-        values = to_dict()
+    values = to_dict()
     return _WireContext(
         sanitize(
             {key: value for key, value in values.items() if not is_secret_key(key)}
@@ -352,7 +361,7 @@ class Notifier:
             if sub is None:
                 record_drop(event_type, "nova_notifier.init() has not been called")
                 return
-            if not sub.is_enabled():
+            if not _STATE.enabled:
                 return
             method = getattr(sub, priority.lower())
             method(wire_context(ctxt), event_type, payload)

@@ -230,7 +230,7 @@ def info_from_instance(
         image_ref_url=image_ref_url(get_field(instance, "image_ref")),
         state=get_field(instance, "vm_state", ""),
         state_description=_text(get_field(instance, "task_state")),
-        progress=int(progress) if progress else "",
+        progress=_number(progress) or "",
         access_ip_v4=_text(get_field(instance, "access_ip_v4")),
         access_ip_v6=_text(get_field(instance, "access_ip_v6")),
         metadata=_key_value_dict(get_field(instance, "metadata", None)),
@@ -242,7 +242,7 @@ def info_from_instance(
     return info
 
 
-def _formatted_message(fault: BaseException) -> str | None:
+def formatted_message(fault: BaseException) -> str | None:
     """The exception's own user-facing message, when it defines one."""
     formatter = getattr(fault, "format_message", None)
     if not callable(formatter):
@@ -275,7 +275,7 @@ def exception_text(fault: BaseException) -> str:
     of an arbitrary exception can carry credentials.
     """
     name = type(fault).__name__
-    message = _formatted_message(fault)
+    message = formatted_message(fault)
     return f"{name}: {message}" if message else name
 
 
@@ -286,7 +286,7 @@ def exception_to_dict(fault: BaseException) -> dict[str, Any]:
     at most 255 characters; ``code`` its ``code`` or 500; ``exception`` the
     text of :func:`exception_text`.
     """
-    message = _formatted_message(fault) or type(fault).__name__
+    message = formatted_message(fault) or type(fault).__name__
     return {
         "exception": exception_text(fault),
         "message": message[:MAX_FAULT_MESSAGE],

@@ -77,9 +77,9 @@ def send_update(
     update with the new instance's states and ``old_display_name`` when it
     was renamed. Never raises.
     """
-    try:
+    with notifier.dropping(EVENT_TYPE):
         mode = _mode()
-        if not mode:
+        if not mode or notifier.sending_disabled():
             return
         get = payload.get_field
         old_vm, new_vm = get(old_instance, "vm_state"), get(new_instance, "vm_state")
@@ -102,8 +102,6 @@ def send_update(
             states,
             old_display_name=old_name if renamed else None,
         )
-    except Exception as exc:
-        notifier.record_drop(EVENT_TYPE, f"{type(exc).__name__}: {exc}")
 
 
 def send_update_with_states(
@@ -124,9 +122,9 @@ def send_update_with_states(
     under the mode. A ``None`` state is replaced by the instance's current
     one. Never raises.
     """
-    try:
+    with notifier.dropping(EVENT_TYPE):
         mode = _mode()
-        if not mode:
+        if not mode or notifier.sending_disabled():
             return
         if verify_states and not is_transition(
             mode, old_vm_state, new_vm_state, old_task_state, new_task_state
@@ -141,8 +139,6 @@ def send_update_with_states(
             current_task if new_task_state is None else new_task_state,
         )
         _send(context, instance, service, host, states)
-    except Exception as exc:
-        notifier.record_drop(EVENT_TYPE, f"{type(exc).__name__}: {exc}")
 
 
 def _states_payload(

@@ -46,7 +46,9 @@ def notify_about_instance_usage(
     logged and counted as a drop.
     """
     event_type = event_type_for(event_suffix)
-    try:
+    if isinstance(notifier_, notifier.Notifier) and notifier.sending_disabled():
+        return
+    with notifier.dropping(event_type):
         body = payload.info_from_instance(
             context, instance, network_info, system_metadata
         )
@@ -56,8 +58,6 @@ def notify_about_instance_usage(
         if fault is not None:
             body.update(payload.exception_to_dict(fault))
         getattr(notifier_, priority_for(event_suffix))(context, event_type, body)
-    except Exception as exc:
-        notifier.record_drop(event_type, f"{type(exc).__name__}: {exc}")
 
 
 def notify_usage_exists(
@@ -75,24 +75,19 @@ def notify_usage_exists(
     ``YYYY-MM-DD HH:MM:SS`` text like Nova), ``bandwidth`` and ``image_meta``.
     Never raises.
     """
-    try:
+    with notifier.dropping(PREFIX + "exists"):
         begin, end = audit.audit_period_bounds(current_period)
-        sysmeta = payload.system_metadata_dict(instance, system_metadata)
         extra: dict[str, Any] = {
             "audit_period_beginning": str(begin),
             "audit_period_ending": str(end),
             "bandwidth": {},
-            "image_meta": payload.image_meta(sysmeta),
         }
         extra.update(extra_usage_info or {})
-    except Exception as exc:
-        notifier.record_drop(PREFIX + "exists", f"{type(exc).__name__}: {exc}")
-        return
-    notify_about_instance_usage(
-        notifier_,
-        context,
-        instance,
-        "exists",
-        system_metadata=sysmeta,
-        extra_usage_info=extra,
-    )
+        notify_about_instance_usage(
+            notifier_,
+            context,
+            instance,
+            "exists",
+            system_metadata=system_metadata,
+            extra_usage_info=extra,
+        )

@@ -19,6 +19,8 @@ LEVELS = ("debug", "info", "warn", "error", "critical")
 ALL_WRAPPED = {
     f"{MODULE}.add",
     f"{MODULE}.greet",
+    f"{MODULE}.Service.__init__",
+    f"{MODULE}.Service.__repr__",
     f"{MODULE}.Service.scale",
     f"{MODULE}.Service.double",
     f"{MODULE}.Service.build",
@@ -112,6 +114,7 @@ def test_methods_emit_class_qualified_names_without_self(patched):
     assert service.scale(factor=2) == 6
 
     assert arrived(patched) == [
+        (f"{MODULE}.Service.__init__", {"args": [3], "kwarg": {}}),
         (f"{MODULE}.Service.scale", {"args": [4], "kwarg": {}}),
         (f"{MODULE}.Service.scale", {"args": [], "kwarg": {"factor": 2}}),
     ]
@@ -125,6 +128,7 @@ def test_static_methods_stay_static(patched):
 
     assert arrived(patched) == [
         (f"{MODULE}.Service.double", {"args": [5], "kwarg": {}}),
+        (f"{MODULE}.Service.__init__", {"args": [1], "kwarg": {}}),
         (f"{MODULE}.Service.double", {"args": [6], "kwarg": {}}),
     ]
 
@@ -139,7 +143,9 @@ def test_class_methods_still_receive_the_class(patched):
     assert type(from_instance) is patch_target.Service and from_instance.base == 8
     assert arrived(patched) == [
         (f"{MODULE}.Service.build", {"args": [7], "kwarg": {}}),
+        (f"{MODULE}.Service.__init__", {"args": [7], "kwarg": {}}),
         (f"{MODULE}.Service.build", {"args": [8], "kwarg": {}}),
+        (f"{MODULE}.Service.__init__", {"args": [8], "kwarg": {}}),
     ]
 
 
@@ -155,21 +161,27 @@ def test_inherited_method_is_wrapped_once(patched):
     ]
 
 
-def test_imported_names_dunders_and_properties_are_left_alone(patched):
+def test_imported_names_and_properties_are_left_alone(patched):
     assert patch_target.imported_function is textwrap.dedent
     assert patch_target.ImportedClass is json.JSONEncoder
     assert vars(json.JSONEncoder) == ORIGINAL[id(patch_target.ImportedClass)]
-    for name in ("__init__", "__repr__", "doubled_base", "label"):
+    for name in ("doubled_base", "label"):
         assert (
             vars(patch_target.Service)[name] is ORIGINAL[id(patch_target.Service)][name]
         )
-
-    service = patch_target.Service(4)
-    assert repr(service) == "Service(4)"
-    assert service.doubled_base == 8
     assert patch_target.imported_function("  x") == "x"
     assert patch_target.ImportedClass().encode({"a": 1}) == '{"a": 1}'
     assert arrived(patched) == []
+
+
+def test_dunder_methods_are_wrapped_like_any_method(patched):
+    service = patch_target.Service(4)
+    assert repr(service) == "Service(4)"
+    assert service.doubled_base == 8
+    assert arrived(patched) == [
+        (f"{MODULE}.Service.__init__", {"args": [4], "kwarg": {}}),
+        (f"{MODULE}.Service.__repr__", {"args": [], "kwarg": {}}),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -129,6 +129,7 @@ def test_faults_through_the_pipeline(api):
     assert faults[0].ctxt["request_id"] == missing.headers["x-openstack-request-id"]
 
 
+@pytest.mark.broker
 def test_pipeline_through_rabbitmq(broker_env):
     broker_env.override("notify_on_state_change", "vm_state", group="notifications")
     broker_env.override("notify_on_api_faults", True, group="notifications")
@@ -163,6 +164,7 @@ def test_demo_command_on_the_embedded_transport(capsys):
     assert sent == received > 20
 
 
+@pytest.mark.broker
 def test_demo_command_through_rabbitmq(broker_env):
     proc = subprocess.run(
         [
