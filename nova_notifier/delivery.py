@@ -37,7 +37,9 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_utils import timeutils
 
+from nova_notifier import rabbit_batch
 from nova_notifier.exceptions import ConfigError
+from nova_notifier.rabbit_batch import BatchPublisher
 from nova_notifier.serializer import sanitize
 
 LOG = logging.getLogger(__name__)
@@ -85,6 +87,23 @@ OPTS = [
         min=0.01,
         help="Longest wait, in seconds, between two delivery attempts of the "
         "background sender (the wait doubles from 0.1 s).",
+    ),
+    cfg.IntOpt(
+        "sender_batch_size",
+        default=200,
+        min=1,
+        help="background and spool modes on rabbit://: notifications the "
+        "sender publishes before it waits, once, for the broker to confirm "
+        "them all. 1 sends each through oslo.messaging and waits for its "
+        "confirm.",
+    ),
+    cfg.FloatOpt(
+        "send_timeout",
+        default=10.0,
+        min=0.1,
+        help="background and spool modes on rabbit://: seconds the sender "
+        "waits on a silent broker (connect, publish, confirms) before it "
+        "drops the connection and retries.",
     ),
     cfg.FloatOpt(
         "flush_timeout",
@@ -286,13 +305,21 @@ class Delivery:
         self._retry = 0 if retry is None or retry < 0 else retry
         self._backoff_max = group.retry_backoff_max
         self._flush_timeout = group.flush_timeout
+        url = notify_conf.transport_url or conf.transport_url or ""
+        self._batch_size = group.sender_batch_size
+        self._batcher = (
+            BatchPublisher(conf, url, group.send_timeout)
+            if self._batch_size > 1 and rabbit_batch.supports(url)
+            else None
+        )
         self._source: _MemorySource | _SpoolSource = (
             _SpoolSource(group.spool_path, group.spool_sync)
             if self.mode == SPOOL
             else _MemorySource(group.queue_size)
         )
         self._in_flight_since: float | None = None
-        self._aborted_in_flight = False
+        self._aborted_in_flight = 0
+        self._in_flight_count = 0
         self._stop = threading.Event()  # drain what is queued, then stop
         self._abort = threading.Event()  # stop now
         self._last_drop_log = 0.0
@@ -340,6 +367,23 @@ class Delivery:
 
     # -- the sender's side -------------------------------------------------
 
+    def _publish_batch(self, items: list[dict[str, Any]]) -> None:
+        if self._batcher is not None:
+            self._batcher.publish(
+                [
+                    (
+                        f"{topic}.{item['message']['priority'].lower()}",
+                        item["ctxt"],
+                        item["message"],
+                    )
+                    for item in items
+                    for topic in self._topics
+                ]
+            )
+            return
+        for item in items:
+            self._publish(item)
+
     def _publish(self, item: dict[str, Any]) -> None:
         message = item["message"]
         priority = message["priority"].lower()
@@ -352,21 +396,33 @@ class Delivery:
                 retry=self._retry,
             )
 
+    def _take_batch(self) -> list[tuple[Any, float, dict[str, Any]]]:
+        first = self._source.take(timeout=0.2)
+        if first is None:
+            return []
+        batch = [first]
+        while len(batch) < self._batch_size:
+            more = self._source.take(timeout=0)
+            if more is None:
+                break
+            batch.append(more)
+        return batch
+
     def _run(self) -> None:
         backoff = 0.1
         stalled_at: float | None = None
         while not self._abort.is_set():
-            taken = self._source.take(timeout=0.2)
-            if taken is None:
+            batch = self._take_batch()
+            if not batch:
                 if self._stop.is_set() and self._source.backlog() == 0:
-                    return
+                    break
                 continue
-            key, created, item = taken
-            self._in_flight_since = created
+            self._in_flight_since = batch[0][1]
+            self._in_flight_count = len(batch)
             while True:
                 try:
                     if self.enabled:
-                        self._publish(item)
+                        self._publish_batch([item for _, _, item in batch])
                     break
                 except Exception as exc:
                     self._stats["retried"] += 1
@@ -376,12 +432,14 @@ class Delivery:
                             "nova_notifier: delivery stalled, retrying: %s", exc
                         )
                     if self._abort.wait(backoff):
-                        self._aborted_in_flight = True
+                        self._aborted_in_flight = len(batch)
                         return
                     backoff = min(backoff * 2, self._backoff_max)
-            self._source.done(key)
+            for key, _, _ in batch:
+                self._source.done(key)
             self._in_flight_since = None
-            self._stats["sent"] += 1
+            self._in_flight_count = 0
+            self._stats["sent"] += len(batch)
             if stalled_at is not None:
                 LOG.warning(
                     "nova_notifier: delivery resumed after %.1f s",
@@ -389,13 +447,17 @@ class Delivery:
                 )
                 stalled_at = None
                 backoff = 0.1
+        if self._batcher is not None:
+            self._batcher.close()
 
     # -- status and shutdown -----------------------------------------------
 
     def status(self) -> dict[str, Any]:
         """``backlog`` (not yet delivered) and ``oldest_undelivered_age`` (s)."""
         in_flight = self._in_flight_since
-        backlog = self._source.backlog() + (1 if in_flight is not None else 0)
+        backlog = self._source.backlog()
+        if self.mode != SPOOL:  # spool rows stay counted until delivered
+            backlog += self._in_flight_count
         oldest = in_flight if in_flight is not None else self._source.oldest()
         age = 0.0 if oldest is None else max(0.0, time.time() - oldest)
         return {"backlog": backlog, "oldest_undelivered_age": round(age, 3)}
@@ -407,8 +469,8 @@ class Delivery:
         self._abort.set()
         self._thread.join(5)
         left = self._source.close()
-        if self._aborted_in_flight and self.mode != SPOOL:
-            left += 1  # the one the sender was still retrying
+        if self.mode != SPOOL:
+            left += self._aborted_in_flight  # the batch still being retried
         if left:
             if self.mode == SPOOL:
                 LOG.warning(

@@ -21,7 +21,7 @@ def test_readme_options_table_matches_list_opts():
     start = readme.index("<!-- options:start -->\n") + len("<!-- options:start -->\n")
     end = readme.index("<!-- options:end -->")
     assert readme[start:end] == opts.options_markdown(), (
-        "regenerate with: python -m nova_notifier.opts"
+        "regenerate with: bash tools/regen-docs.sh"
     )
 
 

@@ -1,0 +1,115 @@
+"""Delivery modes: same wire format in every mode, bounded queue, fork."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+from oslo_context import context as oslo_context
+
+import nova_notifier
+from nova_notifier import delivery
+
+INSTANCE = {"uuid": "3f1c2b9e-1111-4d2b-9c3e-5f6a7b8c9d0e", "vm_state": "active"}
+
+
+def _set_mode(env, mode, tmp_path):
+    env.override("delivery_mode", mode, group="notifications")
+    if mode == "spool":
+        env.override("spool_path", str(tmp_path / "spool.db"), group="notifications")
+    nova_notifier.init(env.conf)
+
+
+@pytest.mark.broker
+def test_every_mode_puts_the_same_notification_on_the_wire(broker_env, tmp_path):
+    """direct goes through oslo.messaging's Notifier; background and spool
+    through the batching publisher: a listener must not see a difference."""
+    seen = {}
+    for mode in ("direct", "background", "spool"):
+        _set_mode(broker_env, mode, tmp_path)
+        ctxt = oslo_context.RequestContext(
+            user_id="alice",
+            request_id=f"req-{mode}",
+            auth_token="tok-secret",
+            overwrite=False,
+        )
+        nova_notifier.notify_about_instance_usage(
+            nova_notifier.get_notifier("compute", "c1"),
+            ctxt,
+            INSTANCE,
+            "create.error",
+            fault=ValueError("boom"),
+        )
+        [got] = [
+            g
+            for g in broker_env.collector.wait_for(len(seen) + 1)
+            if g.ctxt.get("request_id") == f"req-{mode}"
+        ]
+        seen[mode] = got
+        nova_notifier.cleanup()
+    direct = seen["direct"]
+    for mode in ("background", "spool"):
+        other = seen[mode]
+        assert (other.priority, other.publisher_id, other.event_type) == (
+            "ERROR",
+            "compute.c1",
+            "compute.instance.create.error",
+        )
+        assert other.payload == direct.payload
+        assert (
+            set(other.metadata) == set(direct.metadata) == {"message_id", "timestamp"}
+        )
+        assert {k: v for k, v in other.ctxt.items() if k != "request_id"} == {
+            k: v for k, v in direct.ctxt.items() if k != "request_id"
+        }
+        assert "tok-secret" not in str(other.ctxt)
+
+
+def test_a_full_queue_drops_and_counts_without_blocking(fake_env, monkeypatch):
+    release = threading.Event()
+    original = delivery.Delivery._publish_batch
+
+    def stuck(self, items):
+        release.wait(30)
+        original(self, items)
+
+    monkeypatch.setattr(delivery.Delivery, "_publish_batch", stuck)
+    fake_env.override("delivery_mode", "background", group="notifications")
+    fake_env.override("queue_size", 5, group="notifications")
+    fake_env.override("sender_batch_size", 1, group="notifications")
+    nova_notifier.init(fake_env.conf)
+    notifier = nova_notifier.get_notifier("compute")
+    for seq in range(20):
+        notifier.info({}, "test.fill", {"seq": seq})
+    stats = nova_notifier.stats()
+    # one in the sender's hands, five queued, the rest dropped
+    assert stats["dropped"] == 20 - stats["queued"]
+    assert 5 <= stats["queued"] <= 6
+    release.set()
+    fake_env.collector.wait_for(stats["queued"], event_type="test.fill")
+
+
+@pytest.mark.broker
+def test_a_forked_child_gets_its_own_sender(broker_env):
+    broker_env.override("delivery_mode", "background", group="notifications")
+    nova_notifier.init(broker_env.conf)
+    nova_notifier.get_notifier("compute", "parent").info({}, "test.fork", {"who": 1})
+    pid = os.fork()
+    if pid == 0:  # the child: emit, flush, leave without running pytest's code
+        code = 1
+        try:
+            nova_notifier.get_notifier("compute", "child").info(
+                {}, "test.fork", {"who": 2}
+            )
+            nova_notifier.cleanup()
+            code = 0 if nova_notifier.stats()["dropped"] == 0 else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    got = broker_env.collector.wait_for(2, event_type="test.fork")
+    assert sorted((g.publisher_id, g.payload["who"]) for g in got) == [
+        ("compute.child", 2),
+        ("compute.parent", 1),
+    ]
