@@ -59,7 +59,7 @@ def get_field(obj: Any, name: str, default: Any = None) -> Any:
     """``obj[name]`` or ``obj.name``; ``default`` when absent or unloadable."""
     if obj is None:
         return default
-    if isinstance(obj, Mapping):
+    if type(obj) is dict or isinstance(obj, Mapping):  # dict first: ABC checks are slow
         value = obj.get(name, default)
     else:
         try:

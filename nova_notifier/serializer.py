@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +21,7 @@ MASK = "***"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 _MAX_DEPTH = 16
 _PRIMITIVES = (int, float, bool, type(None))
+_PRIMITIVE_TYPES = frozenset(_PRIMITIVES)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -32,9 +34,34 @@ def is_secret_key(key: str) -> bool:
     return strutils.mask_dict_password({key: "x"}, secret=MASK)[key] == MASK
 
 
+# oslo.utils' own list of secret names. mask_password() lowercases the text
+# once per name before it looks; one search of the lowercased text for any
+# name first lets the common case (no secret-like word at all) skip it.
+_SECRET_NAMES = tuple(getattr(strutils, "_SANITIZE_KEYS", ()))
+_ANY_SECRET_NAME = (
+    re.compile("|".join(re.escape(name.lower()) for name in _SECRET_NAMES))
+    if _SECRET_NAMES
+    else None
+)
+
+
 def mask_text(text: str) -> str:
     """``text`` with ``password=...``-style secrets replaced by ``***``."""
+    if len(text) <= _CACHED_TEXT_LENGTH:
+        return _mask_short_text(text)
+    return _mask_text(text)
+
+
+def _mask_text(text: str) -> str:
+    if _ANY_SECRET_NAME is not None and not _ANY_SECRET_NAME.search(text.lower()):
+        return text
     return strutils.mask_password(text, secret=MASK)
+
+
+# Payload strings repeat (states, hosts, flavor and image names, uuids of
+# instances still alive): remember the answer for short ones.
+_CACHED_TEXT_LENGTH = 256
+_mask_short_text = functools.lru_cache(maxsize=16384)(_mask_text)
 
 
 def placeholder(value: object) -> str:
@@ -50,21 +77,26 @@ def sanitize(value: Any, _depth: int = 0) -> Any:
     ``'%Y-%m-%dT%H:%M:%S.%f'`` text; UUIDs and bytes become text; any other
     object becomes a ``<TypeName>`` placeholder rather than its ``str()``.
     """
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return mask_text(value)
-    if isinstance(value, _PRIMITIVES):
+    if kind in _PRIMITIVE_TYPES:
         return value
     if _depth >= _MAX_DEPTH:
         return placeholder(value)
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
-            key = key if isinstance(key, str) else str(key)
-            if is_secret_key(key):
-                out[key] = MASK
-            else:
-                out[key] = sanitize(item, _depth + 1)
+            if type(key) is not str:
+                key = str(key)
+            out[key] = MASK if is_secret_key(key) else sanitize(item, _depth + 1)
         return out
+    if kind is list:
+        return [sanitize(item, _depth + 1) for item in value]
+    if isinstance(value, str):  # a str subclass
+        return mask_text(str(value))
+    if isinstance(value, _PRIMITIVES):
+        return value
     if isinstance(value, (list, tuple, set, frozenset)):
         return [sanitize(item, _depth + 1) for item in value]
     if isinstance(value, datetime.datetime):

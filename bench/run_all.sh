@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install into .venv, make sure RabbitMQ answers, run every benchmark.
+# Each prints its table and writes bench/results/<name>.json.
+#   bash bench/run_all.sh            # the full run (about 10 minutes)
+#   bash bench/run_all.sh --quick    # a smoke run
+source "$(dirname "$0")/../tools/_venv.sh" ""
+bash tools/ensure-broker.sh
+for script in caller_cost faultwrap_overhead payload_cost throughput outage; do
+  echo
+  echo "=== bench/$script.py $*"
+  .venv/bin/python "bench/$script.py" "$@"
+done
