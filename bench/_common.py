@@ -50,6 +50,7 @@ from oslo_config import cfg  # noqa: E402
 from oslo_context import context as oslo_context  # noqa: E402
 
 import nova_notifier  # noqa: E402
+from nova_notifier.testing.config import make_conf as testing_make_conf  # noqa: E402
 
 T = TypeVar("T")
 
@@ -111,18 +112,12 @@ def make_conf(
     never to fill, and ``flush_timeout`` long enough for ``cleanup()`` to
     deliver everything (a bench round must not end with drops).
     """
-    conf = cfg.ConfigOpts()
-    conf([], project="bench", default_config_files=[])
-    nova_notifier.register_opts(conf)
-    conf.set_override("transport_url", "fake://")
-    conf.set_override("driver", [driver], group="oslo_messaging_notifications")
-    conf.set_override("delivery_mode", mode, group="notifications")
     if mode != "direct":
         notifications.setdefault("queue_size", BIG_QUEUE)
         notifications.setdefault("flush_timeout", 120.0)
-    for name, value in notifications.items():
-        conf.set_override(name, value, group="notifications")
-    return conf
+    return testing_make_conf(
+        "fake://", driver=driver, project="bench", delivery_mode=mode, **notifications
+    )
 
 
 def init_library(mode: str = "background", **notifications: Any) -> cfg.ConfigOpts:

@@ -92,6 +92,7 @@ from oslo_config import cfg
 
 import nova_notifier
 from nova_notifier.amqp_queues import delete_queues
+from nova_notifier.testing.config import make_conf  # noqa: E402
 from nova_notifier.testing.tcpproxy import FaultProxy
 
 BROKER_URL = "rabbit://guest:guest@127.0.0.1:5672/"
@@ -259,25 +260,15 @@ class Emitter(threading.Thread):
         return len(self.calls) + (1 if self.in_flight is not None else 0)
 
 
-def make_conf(transport_url: str, topic: str) -> cfg.ConfigOpts:
-    """A fresh ConfigOpts with the library's and oslo.messaging's options."""
-    conf = cfg.ConfigOpts()
-    conf([], project="nova-notifier-bench", default_config_files=[])
-    nova_notifier.register_opts(conf)
-    conf.set_override("transport_url", transport_url)
-    conf.set_override("driver", ["messagingv2"], group="oslo_messaging_notifications")
-    conf.set_override("topics", [topic], group="oslo_messaging_notifications")
-    conf.set_override("host", "bench")
-    return conf
-
-
 def sender_conf(scenario: Scenario, url: str, topic: str, workdir: str) -> Any:
-    conf = make_conf(url, topic)
-    for group, opts in oslo_messaging.opts.list_opts():
-        if group == "oslo_messaging_rabbit":
-            conf.register_opts(opts, group=group)
     # A dead connection is noticed after this many seconds.
-    conf.set_override("heartbeat_timeout_threshold", 4, group="oslo_messaging_rabbit")
+    conf = make_conf(
+        url,
+        [topic],
+        host="bench",
+        project="nova-notifier-bench",
+        rabbit={"heartbeat_timeout_threshold": 4},
+    )
     if scenario.mode is not None:
         conf.set_override("delivery_mode", scenario.mode, group="notifications")
         conf.set_override("retry_backoff_max", 0.5, group="notifications")

@@ -43,6 +43,7 @@ from oslo_config import cfg  # noqa: E402
 
 import nova_notifier  # noqa: E402
 from nova_notifier.rabbit_batch import BatchPublisher  # noqa: E402
+from nova_notifier.testing.config import make_conf  # noqa: E402
 
 URL = "rabbit://guest:guest@127.0.0.1:5672/"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
@@ -78,20 +79,16 @@ def _consumer(queue_name: str, requests: Any, answers: Any) -> None:
 
 
 def _conf(topic: str, mode: str, spool_dir: str) -> cfg.ConfigOpts:
-    conf = cfg.ConfigOpts()
-    conf([], project="bench", default_config_files=[])
-    nova_notifier.register_opts(conf)
-    conf.set_override("transport_url", URL)
-    conf.set_override("driver", ["messagingv2"], group="oslo_messaging_notifications")
-    conf.set_override("topics", [topic], group="oslo_messaging_notifications")
-    conf.set_override("delivery_mode", mode, group="notifications")
-    conf.set_override("queue_size", 10**6, group="notifications")
-    conf.set_override(
-        "spool_path",
-        os.path.join(spool_dir, f"{uuid.uuid4().hex}.db"),
-        group="notifications",
+    return make_conf(
+        URL,
+        [topic],
+        project="bench",
+        delivery_mode=mode,
+        queue_size=10**6,
+        spool_path=os.path.join(
+            spool_dir or tempfile.gettempdir(), f"{uuid.uuid4().hex}.db"
+        ),
     )
-    return conf
 
 
 def _raw_kombu(topic: str, confirm: bool) -> Callable[[int], None]:

@@ -25,6 +25,7 @@ from oslo_config import cfg
 import nova_notifier
 from nova_notifier import notifier as notifier_mod
 from nova_notifier.amqp_queues import delete_queues
+from nova_notifier.testing.config import make_conf as testing_conf
 
 RABBIT_URL = os.environ.get(
     "NOVA_NOTIFIER_TEST_RABBIT", "rabbit://guest:guest@127.0.0.1:5672/"
@@ -125,14 +126,14 @@ class Env:
 
 
 def make_conf(transport_url: str, topic: str, **overrides: Any) -> cfg.ConfigOpts:
-    """A fresh ConfigOpts with the library's options, sending to ``topic``."""
-    conf = cfg.ConfigOpts()
-    conf([], project="nova-notifier-tests", default_config_files=[])
-    nova_notifier.register_opts(conf)
-    conf.set_override("transport_url", transport_url)
-    conf.set_override("driver", ["messagingv2"], group="oslo_messaging_notifications")
-    conf.set_override("topics", [topic], group="oslo_messaging_notifications")
-    conf.set_override("host", "testhost")
+    """A fresh ConfigOpts with the library's options, sending to ``topic``.
+
+    Overrides are ``group__name=value`` (``name=value`` for [DEFAULT]).
+    """
+    conf = testing_conf(transport_url, [topic], host="testhost")
+    for key, value in overrides.items():
+        group, _, name = key.rpartition("__")
+        conf.set_override(name, value, group=group or None)
     # The whole suite can run under another delivery mode, e.g.
     # NOVA_NOTIFIER_TEST_DELIVERY=background.
     mode = os.environ.get("NOVA_NOTIFIER_TEST_DELIVERY")

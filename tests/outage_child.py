@@ -10,22 +10,19 @@ from __future__ import annotations
 import sys
 import time
 
-from oslo_config import cfg
-
 import nova_notifier
+from nova_notifier.testing.config import make_conf
 
 
 def main() -> int:
     url, topic, spool, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    conf = cfg.ConfigOpts()
-    conf([], project="outage-child", default_config_files=[])
-    nova_notifier.register_opts(conf)
-    conf.set_override("transport_url", url)
-    conf.set_override("driver", ["messagingv2"], group="oslo_messaging_notifications")
-    conf.set_override("topics", [topic], group="oslo_messaging_notifications")
-    conf.set_override("delivery_mode", "spool", group="notifications")
-    conf.set_override("spool_path", spool, group="notifications")
-    conf.set_override("retry_backoff_max", 0.5, group="notifications")
+    conf = make_conf(
+        url,
+        [topic],
+        delivery_mode="spool",
+        spool_path=spool,
+        retry_backoff_max=0.5,
+    )
     nova_notifier.init(conf)
     notifier = nova_notifier.get_notifier("compute", "child")
     for seq in range(count):

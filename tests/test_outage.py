@@ -39,12 +39,6 @@ ROOT = os.path.dirname(HERE)
 pytestmark = pytest.mark.broker
 
 
-def _register_rabbit_opts(conf) -> None:
-    for group, opts in oslo_messaging.opts.list_opts():
-        if group == "oslo_messaging_rabbit":
-            conf.register_opts(opts, group=group)
-
-
 class Outage:
     """The library behind a proxy, a listener straight on the broker."""
 
@@ -72,11 +66,11 @@ class Outage:
             conf.set_override(
                 "spool_path", str(self.tmp_path / "spool.db"), group="notifications"
             )
-        _register_rabbit_opts(conf)
         # A black-holed connection times out after this many seconds.
         conf.set_override(
             "heartbeat_timeout_threshold", 4, group="oslo_messaging_rabbit"
         )
+        conf.set_override("send_timeout", 4, group="notifications")
         nova_notifier.init(conf)
 
     def seqs(self) -> collections.Counter:
