@@ -142,6 +142,53 @@ class _Prepended:
             close()
 
 
+class _HeldResponse:
+    """The ``start_response`` given to the app: keeps the status line until
+    :meth:`commit` passes it on (a 5xx also sends ``api.fault`` then)."""
+
+    __slots__ = (
+        "wrapper",
+        "environ",
+        "start_response",
+        "status",
+        "headers",
+        "committed",
+        "real_write",
+    )
+
+    def __init__(
+        self, wrapper: FaultWrapper, environ: dict[str, Any], start_response: Any
+    ) -> None:
+        self.wrapper = wrapper
+        self.environ = environ
+        self.start_response = start_response
+        self.status: str | None = None
+        self.headers: Any = None
+        self.committed = False
+        self.real_write: Callable[[bytes], Any] | None = None
+
+    def __call__(self, status: str, headers: Any, exc_info: Any = None) -> Any:
+        if self.committed:
+            # Output has begun: only the server can decide (PEP 3333).
+            return self.start_response(status, headers, exc_info)
+        self.status = status
+        self.headers = headers
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """PEP 3333 ``write()``: output begins now."""
+        if self.real_write is None:
+            self.real_write = self.commit()
+        self.real_write(data)
+
+    def commit(self) -> Any:
+        self.committed = True
+        status = self.status or "500 Internal Server Error"
+        if status[:1] == "5":
+            self.wrapper._notify(self.environ, int(status[:3]), f"HTTP {status}")
+        return self.start_response(status, self.headers)
+
+
 class FaultWrapper:
     """WSGI middleware: exceptions become Nova-style JSON faults plus ``api.fault``.
 
@@ -172,36 +219,12 @@ class FaultWrapper:
         # for a generator, yielded its first chunk): until then nothing has
         # reached the server, so an exception can still become a fault, even
         # when the app called start_response before raising.
-        pending: list[Any] = []  # [status, headers] not yet passed on
-        committed = False
-        real_write: Callable[[bytes], Any] | None = None
-
-        def commit() -> Any:
-            nonlocal committed
-            committed = True
-            status, headers = pending
-            if status[:1] == "5":
-                self._notify(environ, int(status[:3]), f"HTTP {status}")
-            return start_response(status, headers)
-
-        def write(data: bytes) -> None:  # PEP 3333 write(): output begins now
-            nonlocal real_write
-            if real_write is None:
-                real_write = commit()
-            real_write(data)
-
-        def watch(status: str, headers: Any, exc_info: Any = None) -> Any:
-            if committed:
-                # Output has begun: only the server can decide (PEP 3333).
-                return start_response(status, headers, exc_info)
-            pending[:] = [status, headers]
-            return write
-
+        held = _HeldResponse(self, environ, start_response)
         result: Any = None
         first: list[bytes] | None = None
         try:
-            result = self.application(environ, watch)
-            if not pending:
+            result = self.application(environ, held)
+            if held.status is None:
                 # The app defers its work to iteration (a generator): run it
                 # to the first chunk here, so an exception still becomes a fault.
                 iterator = iter(result)
@@ -210,7 +233,7 @@ class FaultWrapper:
                 except StopIteration:
                     first = None
         except Exception as exc:
-            if committed:
+            if held.committed:
                 # The status line has already gone out; nothing can be mended.
                 raise
             close = getattr(result, "close", None)
@@ -220,8 +243,8 @@ class FaultWrapper:
                 except Exception:
                     LOG.exception("nova_notifier: error closing the failed response")
             return self._fault(environ, start_response, exc)
-        if not committed and pending:
-            commit()
+        if held.status is not None and not held.committed:
+            held.commit()
         if first is None:
             return result
         return _Prepended(first[0], iterator, result)
