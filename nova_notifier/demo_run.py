@@ -149,13 +149,15 @@ class _Driver:
         self.timeout = timeout
         self.first = nova_notifier.stats()
         self.complete = True
+        # with --json, stdout carries only JSON lines
+        self.out = sys.stderr if printer.as_json else sys.stdout
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         req = webob.Request.blank(path, method=method)
         if body is not None:
             req.json_body = body
         resp = req.get_response(self.app)
-        print(f"\n{method} {path} -> {resp.status}", flush=True)
+        print(f"\n{method} {path} -> {resp.status}", file=self.out, flush=True)
         sent = nova_notifier.stats()["queued"] - self.first["queued"]
         self.complete &= self.printer.wait_for(sent, self.timeout)
         return resp
@@ -203,8 +205,11 @@ def run(args: argparse.Namespace) -> int:
     )
     listener.start()
     try:
-        print(f"nova-notifier demo on {args.transport_url} (topic {args.topic})")
-        print(f"loading {paste_config}", flush=True)
+        out = sys.stderr if args.json else sys.stdout
+        print(
+            f"nova-notifier demo on {args.transport_url} (topic {args.topic})", file=out
+        )
+        print(f"loading {paste_config}", file=out, flush=True)
         app = loadapp(f"config:{paste_config}")
         driver = _Driver(app, printer, args.timeout)
         before = driver.first
@@ -220,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
                 if printer.stale
                 else ""
             ),
+            file=out,
             flush=True,
         )
         return 0 if complete and stats["dropped"] == before["dropped"] else 1

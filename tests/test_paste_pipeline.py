@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -189,3 +190,13 @@ def test_demo_command_through_rabbitmq(broker_env):
     # the test's own listener on the same topic saw the demo's notifications too
     seen = broker_env.collector.wait_for(1, event_type="compute.instance.create.end")
     assert seen[0].publisher_id == "compute.demo-compute-1"
+
+
+def test_demo_json_output_is_json_lines_only(capsys):
+    assert cli.main(["demo", "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(records) > 20
+    assert {"message_id", "timestamp", "priority", "publisher_id", "event_type"} <= set(
+        records[0]
+    )
+    assert "compute.instance.create.end" in {r["event_type"] for r in records}
