@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from nova_notifier import demo_run
+from nova_notifier import demo_run, listen
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo_run.add_arguments(demo)
     demo.set_defaults(func=demo_run.run)
+    tail = commands.add_parser(
+        "listen",
+        help="print the notifications on the bus as they arrive",
+    )
+    listen.add_arguments(tail)
+    tail.set_defaults(func=listen.run)
     return parser
 
 
