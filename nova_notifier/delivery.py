@@ -159,6 +159,9 @@ class _MemorySource:
     def done(self, key: Any) -> None:
         """Nothing to do: a taken item left the queue already."""
 
+    def rewind(self) -> None:
+        """Nothing to do: a memory queue cannot give an item back."""
+
     def backlog(self) -> int:
         return self._queue.qsize()
 
@@ -186,7 +189,7 @@ class _SpoolSource:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
-            path, check_same_thread=False, isolation_level=None, timeout=30
+            path, check_same_thread=False, isolation_level=None, timeout=1.0
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
@@ -219,7 +222,7 @@ class _SpoolSource:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            self._wake.wait(timeout)
+            time.sleep(timeout)  # another process sends from this spool
             return False
         self._lock_fd = fd
         return True
@@ -245,6 +248,17 @@ class _SpoolSource:
         seq, created, record = self._batch.popleft()
         return seq, created, json.loads(record)
 
+    def rewind(self) -> None:
+        """Read again from the oldest row still in the spool (after an error)."""
+        self._batch.clear()
+        self._cursor = 0
+
+    def forget_after_fork(self) -> None:
+        """Close the inherited lock file descriptor without unlocking it."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
     def done(self, key: Any) -> None:
         self._delivered.append((key,))
         if len(self._delivered) >= self._DELETE_BATCH:
@@ -257,14 +271,22 @@ class _SpoolSource:
             self._delivered = []
 
     def backlog(self) -> int:
+        # Rows leave in order, so the live ones are (nearly) one seq range:
+        # two index lookups instead of a scan under the emitters' lock.
         with self._lock:
-            count = self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
-        return max(0, int(count) - len(self._delivered))
+            low, high = self._db.execute(
+                "SELECT MIN(seq), MAX(seq) FROM spool"
+            ).fetchone()
+        if low is None:
+            return 0
+        return max(0, int(high) - int(low) + 1 - len(self._delivered))
 
     def oldest(self) -> float | None:
         with self._lock:
-            value = self._db.execute("SELECT MIN(created) FROM spool").fetchone()[0]
-        return None if value is None else float(value)
+            row = self._db.execute(
+                "SELECT created FROM spool ORDER BY seq LIMIT 1"
+            ).fetchone()
+        return None if row is None else float(row[0])
 
     def close(self) -> int:
         self._flush_deletes()
@@ -309,7 +331,7 @@ class Delivery:
         self._batch_size = group.sender_batch_size
         self._batcher = (
             BatchPublisher(conf, url, group.send_timeout)
-            if self._batch_size > 1 and rabbit_batch.supports(url)
+            if self._batch_size > 1 and rabbit_batch.supports(conf, url, self._version)
             else None
         )
         self._source: _MemorySource | _SpoolSource = (
@@ -409,6 +431,19 @@ class Delivery:
         return batch
 
     def _run(self) -> None:
+        """The sender thread: deliver, and survive anything unexpected."""
+        while not self._abort.is_set():
+            try:
+                self._deliver()
+                return
+            except Exception:
+                LOG.exception("nova_notifier: sender error; restarting in 1 s")
+                self._stats["retried"] += 1
+                self._source.rewind()
+                if self._abort.wait(1.0):
+                    return
+
+    def _deliver(self) -> None:
         backoff = 0.1
         stalled_at: float | None = None
         while not self._abort.is_set():
@@ -449,6 +484,11 @@ class Delivery:
                 backoff = 0.1
         if self._batcher is not None:
             self._batcher.close()
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: let go of the parent's spool lock, touch nothing else."""
+        if isinstance(self._source, _SpoolSource):
+            self._source.forget_after_fork()
 
     # -- status and shutdown -----------------------------------------------
 

@@ -142,7 +142,10 @@ def init(conf: cfg.ConfigOpts | None = None) -> None:
         _STATE.stats.clear()
         drivers = set(conf.oslo_messaging_notifications.driver) - {"noop"}
         _STATE.enabled = bool(drivers)
-        if conf.notifications.delivery_mode != delivery_mod.DIRECT:
+        _STATE.enabled = _STATE.enabled and bool(
+            conf.oslo_messaging_notifications.topics
+        )
+        if _STATE.enabled and conf.notifications.delivery_mode != delivery_mod.DIRECT:
             _STATE.delivery = Delivery(conf, transport, _STATE.stats)
     if not _STATE.enabled:
         LOG.warning(
@@ -176,6 +179,8 @@ def _after_fork_in_child() -> None:
     _STATE.lock = threading.RLock()
     if _STATE.conf is None:
         return
+    if _STATE.delivery is not None:
+        _STATE.delivery.forget_after_fork()
     _STATE.transport = None
     _STATE.base = None
     _STATE.delivery = None
@@ -203,7 +208,7 @@ def cleanup() -> None:
 
 def is_initialized() -> bool:
     """True between ``init()`` and ``cleanup()``."""
-    return _STATE.base is not None
+    return _STATE.base is not None or _STATE.reinit
 
 
 def transport() -> Any:
@@ -214,7 +219,7 @@ def transport() -> Any:
 
 def is_enabled() -> bool:
     """True when initialised with a notification driver configured."""
-    return _STATE.base is not None and _STATE.enabled
+    return (_STATE.base is not None or _STATE.reinit) and _STATE.enabled
 
 
 def get_conf(what: str = "this call") -> cfg.ConfigOpts:

@@ -30,9 +30,29 @@ class PublishError(Exception):
     """The broker refused (nack) or did not confirm a batch in time."""
 
 
-def supports(transport_url: str) -> bool:
-    """Whether ``transport_url`` is one this publisher can serve."""
-    return transport_url.startswith("rabbit://")
+def supports(conf: cfg.ConfigOpts, transport_url: str, version: float) -> bool:
+    """Whether this publisher can stand in for oslo.messaging's driver.
+
+    Plain ``rabbit://`` with the 2.0 envelope and classic queues only: TLS,
+    quorum or stream queues and the 1.0 format are left to oslo.messaging.
+    """
+    if not transport_url.startswith("rabbit://") or version != 2.0:
+        return False
+    if "ssl=" in transport_url:
+        return False
+    rabbit = getattr(conf, "oslo_messaging_rabbit", None)
+    for option in (
+        "ssl",
+        "rabbit_quorum_queue",
+        "rabbit_stream_fanout",
+        "rabbit_ha_queues",
+    ):
+        try:
+            if getattr(rabbit, option, False):
+                return False
+        except cfg.NoSuchOptError:
+            continue
+    return True
 
 
 class BatchPublisher:
@@ -61,7 +81,7 @@ class BatchPublisher:
         self._channel: Any = None
         self._declared: set[str] = set()
         self._published = 0  # delivery tag of the last message published
-        self._confirmed = 0  # highest delivery tag the broker confirmed
+        self._unconfirmed: set[int] = set()  # published, not yet acked
         self._nacked = False
 
     # -- connection --------------------------------------------------------
@@ -79,6 +99,7 @@ class BatchPublisher:
             write_timeout=self._timeout,
             heartbeat=0,
         )
+        self._conn = conn  # so that close() releases it if what follows fails
         conn.connect()
         channel = conn.channel()
         channel.confirm_select()
@@ -90,9 +111,10 @@ class BatchPublisher:
             durable=self._durable,
             auto_delete=self._auto_delete,
         )
-        self._conn, self._channel = conn, channel
+        self._channel = channel
         self._declared = set()
-        self._published = self._confirmed = 0
+        self._published = 0
+        self._unconfirmed = set()
         self._nacked = False
         return channel
 
@@ -105,11 +127,19 @@ class BatchPublisher:
             except Exception as exc:
                 LOG.debug("closing the publisher connection: %s", exc)
 
+    def _settle(self, delivery_tag: int, multiple: bool) -> None:
+        # Confirms may come out of order; "multiple" covers every tag up to it.
+        if multiple:
+            self._unconfirmed = {t for t in self._unconfirmed if t > delivery_tag}
+        else:
+            self._unconfirmed.discard(delivery_tag)
+
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
-        self._confirmed = max(self._confirmed, delivery_tag)
+        self._settle(delivery_tag, multiple)
 
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
         self._nacked = True
+        self._settle(delivery_tag, multiple)
 
     # -- publishing --------------------------------------------------------
 
@@ -143,6 +173,7 @@ class BatchPublisher:
         """
         try:
             channel = self._channel if self._channel is not None else self._connect()
+            self._nacked = False
             for routing_key, ctxt, message in batch:
                 self._declare(channel, routing_key)
                 channel.basic_publish(
@@ -150,13 +181,17 @@ class BatchPublisher:
                         self.body(ctxt, message),
                         content_type="application/json",
                         content_encoding="utf-8",
+                        delivery_mode=2,
+                        priority=0,
+                        application_headers={},
                     ),
                     exchange=self._exchange,
                     routing_key=routing_key,
                 )
                 self._published += 1
+                self._unconfirmed.add(self._published)
             assert self._conn is not None
-            while self._confirmed < self._published and not self._nacked:
+            while self._unconfirmed:
                 self._conn.drain_events(timeout=self._timeout)
             if self._nacked:
                 raise PublishError("the broker refused (nack) a notification")

@@ -113,3 +113,48 @@ def test_a_forked_child_gets_its_own_sender(broker_env):
         ("compute.child", 2),
         ("compute.parent", 1),
     ]
+
+
+def test_batch_waits_for_every_confirm_even_out_of_order():
+    from nova_notifier.rabbit_batch import BatchPublisher
+    from nova_notifier.testing.config import make_conf
+
+    publisher = BatchPublisher(
+        make_conf("rabbit://guest:guest@127.0.0.1:5672/"),
+        "rabbit://guest:guest@127.0.0.1:5672/",
+        timeout=1,
+    )
+    publisher._unconfirmed = {1, 2, 3, 4, 5}
+    publisher._on_ack(5, False)  # a later tag first: 1-4 still pending
+    assert publisher._unconfirmed == {1, 2, 3, 4}
+    publisher._on_ack(3, True)  # multiple: everything up to 3
+    assert publisher._unconfirmed == {4}
+    publisher._on_nack(4, False)
+    assert publisher._unconfirmed == set() and publisher._nacked
+
+
+def test_a_process_without_a_driver_leaves_the_spool_alone(fake_env, tmp_path):
+    spool = str(tmp_path / "spool.db")
+    fake_env.override("delivery_mode", "spool", group="notifications")
+    fake_env.override("spool_path", spool, group="notifications")
+    fake_env.override("retry_backoff_max", 0.1, group="notifications")
+    # a first process whose broker is unreachable leaves rows in the spool
+    fake_env.override("driver", ["messagingv2"], group="oslo_messaging_notifications")
+    nova_notifier.init(fake_env.conf)
+    original = delivery.Delivery._publish_batch
+    try:
+        delivery.Delivery._publish_batch = lambda self, items: (_ for _ in ()).throw(
+            RuntimeError("broker down")
+        )
+        nova_notifier.get_notifier("compute").info({}, "test.kept", {"n": 1})
+        nova_notifier.cleanup()
+    finally:
+        delivery.Delivery._publish_batch = original
+    # a tool with no driver on the same spool must not consume it
+    fake_env.override("driver", [], group="oslo_messaging_notifications")
+    nova_notifier.init(fake_env.conf)
+    nova_notifier.cleanup()
+    # the next real sender still delivers it
+    fake_env.override("driver", ["messagingv2"], group="oslo_messaging_notifications")
+    nova_notifier.init(fake_env.conf)
+    fake_env.collector.wait_for(1, event_type="test.kept")
