@@ -91,10 +91,7 @@ class Outage:
                     f"{len(missing)} of {len(expected)} never arrived, e.g. "
                     f"{sorted(missing)[:10]}; stats {nova_notifier.stats()}"
                 )
-            self.collector.wait_for(
-                len(self.collector.items) + 1, timeout=1
-            ) if False else None
-            with self.collector._cond:
+            with self.collector._cond:  # woken by each arrival
                 self.collector._cond.wait(0.5)
 
     def close(self) -> None:
