@@ -45,6 +45,15 @@ def current_context() -> Any:
     return ctxt
 
 
+def enabled() -> bool:
+    """Whether ``api.fault`` notifications would be sent now."""
+    conf = notifier.get_conf("send_api_fault()")
+    return (
+        bool(conf.notifications.notify_on_api_faults)
+        and not notifier.sending_disabled()
+    )
+
+
 def send_api_fault(url: str, status: int, exception: BaseException | str) -> None:
     """Emit one ``api.fault`` (ERROR, publisher ``api.<host>``) when enabled.
 
@@ -53,8 +62,7 @@ def send_api_fault(url: str, status: int, exception: BaseException | str) -> Non
     one. Never raises.
     """
     with notifier.dropping(EVENT_TYPE):
-        conf = notifier.get_conf("send_api_fault()")
-        if not conf.notifications.notify_on_api_faults or notifier.sending_disabled():
+        if not enabled():
             return
         text = (
             exception

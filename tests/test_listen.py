@@ -21,6 +21,33 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INSTANCE = {"uuid": "9a1b2c3d-0000-4d2b-9c3e-5f6a7b8c9d0e", "vm_state": "active"}
 
 
+def _listen(transport_url: str, *extra: str) -> subprocess.Popen:
+    """``nova-notifier listen`` in its own process."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nova_notifier.cli",
+            "listen",
+            "--transport-url",
+            transport_url,
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_until_listening(proc: subprocess.Popen) -> None:
+    """Read its standard error until it says its queue exists."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("listening on"):
+            return
+
+
 def test_filters_and_json_envelope_without_secrets():
     out = io.StringIO()
     tail = Tail(out, True, ["compute.instance.*"], "compute.*", count=2)
@@ -44,36 +71,23 @@ def test_filters_and_json_envelope_without_secrets():
 @pytest.mark.broker
 def test_listen_process_prints_what_the_library_sent(broker_env):
     pool = f"nn-listen-{uuid.uuid4().hex[:10]}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nova_notifier.cli",
-            "listen",
-            "--transport-url",
-            RABBIT_URL,
-            "--topic",
-            broker_env.topic,
-            "--pool",
-            pool,
-            "--json",
-            "--count",
-            "2",
-            "--event-type",
-            "compute.instance.*",
-            "--timeout",
-            "60",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = _listen(
+        RABBIT_URL,
+        "--topic",
+        broker_env.topic,
+        "--pool",
+        pool,
+        "--json",
+        "--count",
+        "2",
+        "--event-type",
+        "compute.instance.*",
+        "--timeout",
+        "60",
     )
     try:
         assert proc.stderr is not None
-        for line in proc.stderr:  # wait until its queue exists
-            if line.startswith("listening on"):
-                break
+        _wait_until_listening(proc)
         ctxt = oslo_context.RequestContext(
             request_id="req-listen", auth_token="tok-secret", overwrite=False
         )
@@ -105,21 +119,7 @@ def test_listen_process_prints_what_the_library_sent(broker_env):
 
 
 def _listen_fake(*extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nova_notifier.cli",
-            "listen",
-            "--transport-url",
-            "fake://",
-            *extra,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return _listen("fake://", *extra)
 
 
 def test_timeout_ends_a_quiet_listener_cleanly():
@@ -131,10 +131,7 @@ def test_timeout_ends_a_quiet_listener_cleanly():
 
 def test_sigterm_ends_the_listener_cleanly():
     proc = _listen_fake()
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if line.startswith("listening on"):
-            break
+    _wait_until_listening(proc)
     proc.terminate()
     proc.wait(timeout=30)
     assert proc.returncode == 0
