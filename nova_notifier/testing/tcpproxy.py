@@ -50,7 +50,8 @@ class FaultProxy:
 
     def cut(self) -> None:
         """Close every open connection now, and refuse new ones."""
-        self.mode = REFUSE
+        with self._lock:
+            self.mode = REFUSE
         self._close_all()
 
     def blackhole(self) -> None:
@@ -103,15 +104,22 @@ class FaultProxy:
                 LOG.debug("proxy: upstream unreachable: %s", exc)
                 client.close()
                 continue
-            self._track(client, upstream)
+            if not self._track(client, upstream, only_in=FORWARD):
+                continue  # cut while we were connecting upstream
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(
                     target=self._pump, args=(src, dst), daemon=True
                 ).start()
 
-    def _track(self, *sockets: socket.socket) -> None:
+    def _track(self, *sockets: socket.socket, only_in: str | None = None) -> bool:
+        """Remember sockets for cut(); closes them instead if the mode changed."""
         with self._lock:
-            self._sockets.update(sockets)
+            if only_in is None or self.mode == only_in:
+                self._sockets.update(sockets)
+                return True
+        for sock in sockets:
+            sock.close()
+        return False
 
     def _swallow(self, sock: socket.socket) -> None:
         try:
