@@ -2,7 +2,8 @@
 
 ``nova-notifier demo`` drives the demonstration compute API of
 ``etc/api-paste.ini`` through a whole instance lifecycle and prints every
-notification a listener on the same transport received.
+notification a listener on the same transport received; ``listen`` tails
+the bus; ``latency`` reports how long boots take, from the bus or a file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from nova_notifier import demo_run, listen
+from nova_notifier.latency import command as latency
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     listen.add_arguments(tail)
     tail.set_defaults(func=listen.run)
+    report = commands.add_parser(
+        "latency",
+        help="report VM provisioning latency from the bus or a 'listen --json' file",
+    )
+    latency.add_arguments(report)
+    report.set_defaults(func=latency.run)
     return parser
 
 

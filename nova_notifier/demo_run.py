@@ -21,6 +21,7 @@ import nova_notifier
 from nova_notifier import display
 from nova_notifier import notifier as notifier_mod
 from nova_notifier.amqp_queues import delete_queues
+from nova_notifier.listen import envelope
 
 DEMO_PATCH = "nova_notifier.demo.hypervisor:nova_notifier.notify_decorator"
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
@@ -91,14 +92,12 @@ class _Printer:
                     return
                 self.received += 1
                 if self.as_json:
-                    record = {
-                        "priority": priority,
-                        "publisher_id": publisher_id,
-                        "event_type": event_type,
-                        "payload": payload,
-                        **metadata,
-                    }
-                    text = json.dumps(record, sort_keys=True)
+                    # the format of ``listen --json``, so ``latency`` reads both
+                    text = json.dumps(
+                        envelope(
+                            ctxt, priority, publisher_id, event_type, payload, metadata
+                        )
+                    )
                 else:
                     text = "  <- " + display.line(
                         metadata, priority, publisher_id, event_type, payload

@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import oslo_messaging
@@ -20,7 +20,8 @@ from nova_notifier.notifier import PRIORITIES, register_opts
 from nova_notifier.serializer import is_secret_key
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where to listen: the options ``listen`` and ``latency`` share."""
     parser.add_argument(
         "--transport-url",
         help="oslo.messaging transport URL (default: the configured one)",
@@ -37,6 +38,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "of the topic",
     )
     parser.add_argument(
+        "--count", type=int, help="exit after this many (matching) notifications"
+    )
+    parser.add_argument("--timeout", type=float, help="exit after this many seconds")
+    parser.add_argument(
+        "--config-file", action="append", default=[], help="oslo.config file"
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_bus_arguments(parser)
+    parser.add_argument(
         "--event-type",
         action="append",
         default=[],
@@ -48,13 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="one JSON object per notification"
     )
     parser.add_argument("--output", help="append to this file instead of stdout")
-    parser.add_argument(
-        "--count", type=int, help="exit after this many (matching) notifications"
-    )
-    parser.add_argument("--timeout", type=float, help="exit after this many seconds")
-    parser.add_argument(
-        "--config-file", action="append", default=[], help="oslo.config file"
-    )
 
 
 def envelope(
@@ -139,27 +144,33 @@ class Tail:
         return handle
 
 
-def run(args: argparse.Namespace) -> int:
-    """Listen until --count, --timeout, Ctrl-C or SIGTERM; 0 on a clean exit."""
+def serve(
+    args: argparse.Namespace,
+    endpoint: Any,
+    done: threading.Event,
+    tick: Callable[[], None] | None = None,
+) -> None:
+    """Feed ``endpoint`` from the bus until ``done``, --timeout or a signal.
+
+    Ctrl-C and SIGTERM set ``done``; ``tick`` is called about twice a second
+    while listening. The listener's queue outlives the call only when it is a
+    named pool's.
+    """
     conf = cfg.ConfigOpts()
     cli = [item for path in args.config_file for item in ("--config-file", path)]
     conf(cli, project="nova-notifier", default_config_files=[])
     register_opts(conf)
     transport = oslo_messaging.get_notification_transport(conf, url=args.transport_url)
-    out: TextIO = (
-        open(args.output, "a", encoding="utf-8") if args.output else sys.stdout
-    )
-    tail = Tail(out, args.json, args.event_type, args.publisher, args.count)
     topics = args.topic or ["notifications"]
     listener = oslo_messaging.get_notification_listener(
         transport,
         [oslo_messaging.Target(topic=topic) for topic in topics],
-        [tail],
+        [endpoint],
         executor="threading",
         pool=args.pool,
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: tail.done.set())
+        signal.signal(signum, lambda *_: done.set())
     listener.start()
     print(
         f"listening on {', '.join(topics)}"
@@ -169,16 +180,29 @@ def run(args: argparse.Namespace) -> int:
     )
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     try:
-        while not tail.done.is_set():
+        while not done.is_set():
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
-            tail.done.wait(0.5 if left is None else min(left, 0.5))
+            done.wait(0.5 if left is None else min(left, 0.5))
+            if tick is not None:
+                tick()
     finally:
-        tail.done.set()
+        done.set()
         listener.stop()
         listener.wait()
         transport.cleanup()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Listen until --count, --timeout, Ctrl-C or SIGTERM; 0 on a clean exit."""
+    out: TextIO = (
+        open(args.output, "a", encoding="utf-8") if args.output else sys.stdout
+    )
+    tail = Tail(out, args.json, args.event_type, args.publisher, args.count)
+    try:
+        serve(args, tail, tail.done)
+    finally:
         if out is not sys.stdout:
             out.close()
     print(f"{tail.seen} notifications", file=sys.stderr)
