@@ -86,13 +86,12 @@ class Boot:
         accepted = self.accepted
         origin = self.origin = accepted if accepted is not None else self.first_seen
         start = self.start = self.attempts[0].start if self.attempts else None
+        if last is not None and not last.failed and last.start is not None:
+            if last.end is not None:  # one host's clock: skew does not matter
+                self.spawning = last.end - last.start
         if accepted is not None and start is not None and start < accepted:
             self.skew = accepted - start
             return  # waiting and total would carry the hosts' clock offset
-        self.skew = None
-        if last is not None and not last.failed and last.start is not None:
-            if last.end is not None:
-                self.spawning = last.end - last.start
         if origin is None:
             return
         if start is not None and (accepted is not None or origin < start):

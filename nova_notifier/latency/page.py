@@ -7,14 +7,17 @@ tables. Everything it shows is escaped: instance names are user data.
 
 from __future__ import annotations
 
+import datetime
 import html
 from typing import Any
 
 from nova_notifier.latency.boots import Boot
-from nova_notifier.latency.report import CREATE_PHASES, Analysis, duration
+from nova_notifier.latency.report import CREATE_PHASES, Analysis, boots_text, duration
 from nova_notifier.latency.stats import QUANTILES
 
 _MAX_ROWS = 400
+_GANTT_ROWS = 100
+_MAX_POINTS = 5000
 _BINS = 40
 _COLOURS = {
     "waiting": "#8fa8c8",
@@ -53,7 +56,9 @@ def _phase_table(phases: dict[str, Any]) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def _histogram(name: str, values: list[float], stats: dict[str, Any]) -> str:
+def _histogram(
+    name: str, values: list[float], stats: dict[str, Any], colour: str
+) -> str:
     if not values:
         return f"<p class=note>{_e(name)}: nothing measured</p>"
     width, height, left, bottom = 640, 150, 40, 20
@@ -78,10 +83,10 @@ def _histogram(name: str, values: list[float], stats: dict[str, Any]) -> str:
             label = f"{duration(lo)} and over: {count}"
         parts.append(
             f'<rect x="{left + i * bar:.1f}" y="{height - h:.1f}" '
-            f'width="{bar - 1:.1f}" height="{h:.1f}" fill="{_COLOURS["succeeded"]}">'
+            f'width="{bar - 1:.1f}" height="{h:.1f}" fill="{colour}">'
             f"<title>{_e(label)}</title></rect>"
         )
-    for key, _ in QUANTILES:
+    for row, (key, _) in enumerate(QUANTILES):
         mark = stats.get(key)
         if mark is None or mark > upper:
             continue
@@ -89,7 +94,8 @@ def _histogram(name: str, values: list[float], stats: dict[str, Any]) -> str:
         parts.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="10" y2="{height}" '
             'stroke="#333" stroke-dasharray="3,3"/>'
-            f'<text x="{x + 3:.1f}" y="12">{key} {_e(duration(mark))}</text>'
+            f'<text x="{x + 3:.1f}" y="{12 + 12 * row}">{key} '
+            f"{_e(duration(mark))}</text>"
         )
     parts.append(
         f'<text x="{left}" y="{height + 14}">0</text>'
@@ -97,6 +103,57 @@ def _histogram(name: str, values: list[float], stats: dict[str, Any]) -> str:
         f'<text x="0" y="{height / 2:.0f}">{peak}</text></svg>'
     )
     return f"<h3>{_e(name)}</h3>" + "".join(parts)
+
+
+def _over_time(boots: list[Boot]) -> str:
+    """Total (or time to failure) of each boot against when it was accepted."""
+    points = [
+        (boot.origin, value, boot)
+        for boot in boots
+        for value in (boot.total if boot.total is not None else boot.failed_after,)
+        if boot.origin is not None and value is not None
+    ]
+    if not points:
+        return "<p class=note>no boot was measured from start to end</p>"
+    step = max(1, -(-len(points) // _MAX_POINTS))
+    if step > 1:  # a sample, plus every outlier: the slowest 1% always show
+        cut = sorted(p[1] for p in points)[int(len(points) * 0.99)]
+        points = [p for i, p in enumerate(points) if i % step == 0 or p[1] >= cut]
+    width, height, left, bottom = 1000, 220, 50, 20
+    first = min(p[0] for p in points)
+    span = max(max(p[0] for p in points) - first, 1e-6)
+    top = max(p[1] for p in points) or 1e-6
+    parts = [f'<svg width="{width}" height="{height + bottom}">']
+    for when, value, boot in points:
+        x = left + (when - first) / span * (width - left - 10)
+        y = height - value / top * (height - 10)
+        colour = _COLOURS["failed" if boot.outcome == "failed" else "succeeded"]
+        tip = f"{boot.instance} on {boot.host}: {boot.outcome} after {duration(value)}"
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2" fill="{colour}" '
+            f'fill-opacity="0.6"><title>{_e(tip)}</title></circle>'
+        )
+    parts.append(
+        f'<text x="0" y="14">{_e(duration(top))}</text>'
+        f'<text x="0" y="{height}">0</text>'
+        f'<text x="{left}" y="{height + 14}">{_e(_clock(first))}</text>'
+        f'<text x="{width - 150}" y="{height + 14}">{_e(_clock(first + span))}'
+        "</text></svg>"
+    )
+    note = (
+        f"<p class=note>every {step}th boot shown, and the slowest 1%</p>"
+        if step > 1
+        else ""
+    )
+    return (
+        "<p class=note>each dot a boot: acceptance time across, total (green) "
+        "or time to failure (red) up</p>" + note + "".join(parts)
+    )
+
+
+def _clock(when: float) -> str:
+    stamp = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
+    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _timeline(boots: list[Boot], end: float | None) -> str:
@@ -183,14 +240,17 @@ def render_html(report: dict[str, Any], analysis: Analysis, end: float | None) -
         out.append(
             f"<p><b>Clock skew</b>: {_e(skew['compute_host'])} runs at least "
             f"{_e(duration(skew['behind_at_least']))} behind "
-            f"{_e(skew['api_host'])} ({skew['boots']} boots left out of "
+            f"{_e(skew['api_host'])} ({boots_text(skew['boots'])} left out of "
             "waiting and total).</p>"
         )
     for name in CREATE_PHASES:
         measured = (getattr(boot, name) for boot in analysis.creates)
         values = [value for value in measured if value is not None]
-        out.append(_histogram(name, values, boots["phases"][name]))
-    out += ["<h2>Timeline</h2>", _timeline(analysis.creates, end)]
+        colour = _COLOURS["waiting" if name == "waiting" else "succeeded"]
+        out.append(_histogram(name, values, boots["phases"][name], colour))
+    out += ["<h2>Over time</h2>", _over_time(analysis.creates)]
+    if len(analysis.creates) <= _GANTT_ROWS:
+        out += ["<h2>Each boot</h2>", _timeline(analysis.creates, end)]
     if boots["by_host"]:
         out.append("<h2>By compute host</h2>")
         for host, group in boots["by_host"].items():

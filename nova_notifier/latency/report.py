@@ -235,7 +235,12 @@ def _phase_header(indent: str = "") -> str:
     )
 
 
-def _boots_line(title: str, counts: dict[str, Any]) -> str:
+def boots_text(count: int) -> str:
+    """``1 boot``, ``2 boots``."""
+    return f"{count} boot" if count == 1 else f"{count} boots"
+
+
+def _boots_line(title: str, counts: dict[str, Any], api: bool = True) -> str:
     parts = [f"{counts['succeeded']} succeeded", f"{counts['failed']} failed"]
     if counts["building"]:
         parts.append(f"{counts['building']} still building at the end")
@@ -244,7 +249,7 @@ def _boots_line(title: str, counts: dict[str, Any]) -> str:
     notes = []
     if counts["rescheduled"]:
         notes.append(f"{counts['rescheduled']} rescheduled")
-    if counts["without_api_acceptance"]:
+    if api and counts["without_api_acceptance"]:
         notes.append(
             f"{counts['without_api_acceptance']} without the API's acceptance "
             "(timed from the first event seen)"
@@ -292,14 +297,14 @@ def render_text(report: dict[str, Any]) -> str:
         out += [_phase_header("  ")] + _phase_rows(boots["phases"], "  ")
     if boots["skewed"]:
         out.append(
-            f"  {boots['skewed']} boots left out of waiting/total: "
+            f"  {boots_text(boots['skewed'])} left out of waiting and total: "
             "their create.start is stamped before the API accepted them"
         )
     for skew in boots["clock_skew"]:
         out.append(
             f"  clock skew: {skew['compute_host']} runs at least "
             f"{duration(skew['behind_at_least'])} behind {skew['api_host']} "
-            f"({skew['boots']} boots)"
+            f"({boots_text(skew['boots'])})"
         )
     if boots["by_host"]:
         out += ["", "By compute host, slowest total p99 first"]
@@ -343,7 +348,7 @@ def render_text(report: dict[str, Any]) -> str:
             )
     rebuilds = report["rebuilds"]
     if rebuilds["count"]:
-        out += ["", _boots_line("Rebuilds", rebuilds), _phase_header("  ")]
+        out += ["", _boots_line("Rebuilds", rebuilds, api=False), _phase_header("  ")]
         out += _phase_rows(rebuilds["phases"], "  ")
     deletes = report["deletes"]
     if deletes["count"]:
