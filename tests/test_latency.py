@@ -13,13 +13,18 @@ import os
 import random
 import subprocess
 import sys
+import time
+import uuid
 from typing import Any
 
 import pytest
 
+from nova_notifier.amqp_queues import delete_queues
 from nova_notifier.latency import Tracker, build, render_text
 from nova_notifier.latency.stats import percentile
+from nova_notifier.notifier import PRIORITIES
 from nova_notifier.testing.stream import BootSpec, Stream, lines
+from tests.conftest import RABBIT_URL, broker_available
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T0 = 1_800_000_000.0
@@ -426,3 +431,91 @@ def test_command_says_what_is_wrong_with_a_missing_file(tmp_path):
     assert done.returncode == 2
     assert "nope.jsonl" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "nova_notifier.cli", *args]
+
+
+def _wait_until_listening(proc: subprocess.Popen, deadline: float) -> None:
+    """Read a listener's standard error until it says its queue exists."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("listening on"):
+            return
+        assert time.monotonic() < deadline, "listener did not start"
+    raise AssertionError(f"listener exited: {proc.wait()}")
+
+
+@pytest.mark.broker
+def test_demo_on_rabbit_reported_live_and_from_a_listen_file(tmp_path):
+    """The demo through RabbitMQ while listen --json and latency run as
+    processes of their own, each on its own pool: both see the demo's boots."""
+    if not broker_available():
+        pytest.fail("RabbitMQ is not answering on 127.0.0.1:5672 (run .ci/run)")
+    # how many notifications the demo sends: the same scenario on fake://
+    dry = subprocess.run(
+        _cli("demo", "--json"), cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert dry.returncode == 0, dry.stderr
+    expected = len(dry.stdout.splitlines())
+    topic = f"nn-latency-{uuid.uuid4().hex[:10]}"
+    pools = [f"{topic}-listen", f"{topic}-latency"]
+    saved = tmp_path / "bus.jsonl"
+    bus = ["--transport-url", RABBIT_URL, "--topic", topic]
+    until = ["--count", str(expected), "--timeout", "120"]
+    procs = [
+        subprocess.Popen(
+            _cli("listen", *bus, "--pool", pools[0], "--json", "--output", str(saved))
+            + until,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ),
+        subprocess.Popen(
+            _cli("latency", *bus, "--pool", pools[1], "--json", *until),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ),
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        for proc in procs:
+            _wait_until_listening(proc, deadline)
+        demo = subprocess.run(
+            _cli("demo", *bus), cwd=ROOT, capture_output=True, text=True, timeout=180
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert f"sent {expected}, received {expected}" in demo.stdout
+        live_out, live_err = procs[1].communicate(timeout=120)
+        procs[0].communicate(timeout=120)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        delete_queues(RABBIT_URL, pools + [f"{topic}.{p}" for p in PRIORITIES])
+    assert [proc.returncode for proc in procs] == [0, 0], live_err
+    live = json.loads(live_out)
+    assert live["input"]["notifications"] == expected
+    assert len(saved.read_text().splitlines()) == expected
+    done = _latency("--from", str(saved), "--json")
+    assert done.returncode == 0, done.stderr
+    from_file = json.loads(done.stdout)
+    for section in ("boots", "rebuilds", "deletes"):
+        assert live[section] == from_file[section]
+    boots = live["boots"]
+    # two boots succeed, one fails on purpose, one server is deleted
+    assert (boots["count"], boots["succeeded"], boots["failed"]) == (3, 2, 1)
+    assert boots["without_api_acceptance"] == 0
+    assert list(boots["by_host"]) == ["demo-compute-1"]
+    assert {row["name"] for row in boots["slowest"]} == {"web-1", "web-2"}
+    assert [row["name"] for row in boots["failures"]] == ["db-1"]
+    assert "no valid host" in boots["failures"][0]["fault"]
+    for phase in ("waiting", "spawning", "total"):
+        assert boots["phases"][phase]["count"] == (3 if phase == "waiting" else 2)
+        assert boots["phases"][phase]["max"] >= 0
+    assert live["deletes"]["count"] == 1
+    assert live["deletes"]["phases"]["delete"]["count"] == 1
