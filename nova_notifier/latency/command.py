@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--limit",
-        type=int,
+        type=_count,
         default=10,
         help="how many slowest, failed and still-building boots to list",
     )
@@ -54,6 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="show progress on standard error (default: when it is a terminal)",
     )
     progress.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
 
 class _Progress:
@@ -210,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
                 read_files(args.sources, tracker, progress)
         else:
             read_bus(args, tracker, progress)
-    except OSError as exc:
+    except (OSError, EOFError) as exc:  # EOFError: a .gz file cut short
         print(f"nova-notifier latency: {exc}", file=sys.stderr)
         return 2
     with _without_gc():

@@ -119,7 +119,7 @@ def _over_time(boots: list[Boot]) -> str:
     if step > 1:  # a sample, plus every outlier: the slowest 1% always show
         cut = sorted(p[1] for p in points)[int(len(points) * 0.99)]
         points = [p for i, p in enumerate(points) if i % step == 0 or p[1] >= cut]
-    width, height, left, bottom = 1000, 220, 50, 20
+    width, height, left, bottom = 900, 220, 50, 20
     first = min(p[0] for p in points)
     span = max(max(p[0] for p in points) - first, 1e-6)
     top = max(p[1] for p in points) or 1e-6
