@@ -183,34 +183,32 @@ class Stream:
 
     def delete(self, spec: BootSpec, at: float, duration: float) -> None:
         """delete.start at ``at``, delete.end ``duration`` later."""
-        compute = f"compute.{spec.host}"
-        self.notify(
-            "compute.instance.delete.start",
-            compute,
-            at,
-            self.payload(spec, "active", "deleting"),
-        )
-        self.notify(
-            "compute.instance.delete.end",
-            compute,
-            at + duration,
-            self.payload(spec, "deleted", None),
-        )
+        self._operation(spec, "delete", at, duration, ("active", "deleting"), "deleted")
 
     def rebuild(self, spec: BootSpec, at: float, duration: float) -> None:
         """rebuild.start at ``at``, rebuild.end ``duration`` later."""
+        self._operation(
+            spec, "rebuild", at, duration, ("active", "rebuilding"), "active"
+        )
+
+    def _operation(
+        self,
+        spec: BootSpec,
+        name: str,
+        at: float,
+        duration: float,
+        starting: tuple[str, str],
+        ended: str,
+    ) -> None:
         compute = f"compute.{spec.host}"
         self.notify(
-            "compute.instance.rebuild.start",
-            compute,
-            at,
-            self.payload(spec, "active", "rebuilding"),
+            f"compute.instance.{name}.start", compute, at, self.payload(spec, *starting)
         )
         self.notify(
-            "compute.instance.rebuild.end",
+            f"compute.instance.{name}.end",
             compute,
             at + duration,
-            self.payload(spec, "active", None),
+            self.payload(spec, ended, None),
         )
 
     def other(self, spec: BootSpec, when: float) -> None:
