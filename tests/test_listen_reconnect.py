@@ -1,0 +1,218 @@
+"""nova-notifier listen across a broker restart: it reconnects and keeps printing.
+
+The listener process reaches RabbitMQ only through a ``FaultProxy``; the test
+publishes straight to the broker. Cutting every proxied connection and
+refusing new ones is what a client sees when its broker restarts, while the
+shared broker itself (and the listener's pool queue on it) stays up.
+
+The pool queue's lifetime across the outage: oslo.messaging declares a
+listener pool's queue (named after the pool, bound to ``<topic>.<priority>``)
+with ``auto_delete=amqp_auto_delete`` and ``durable=amqp_durable_queues`` (or
+quorum queues), all False by default, and never exclusive. So it is not auto-delete: it
+outlives its consumer's connection, and what is published while the listener
+is away waits in it. (Not durable either: a *real* restart of a broker without
+durable queues would lose the queue and its messages; the proxy models the
+connection loss, not the broker's loss of state.) The test checks this on the
+broker: during the outage the queue is still there, has no consumer, and holds
+the second batch.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import kombu
+import oslo_messaging
+import pytest
+from oslo_config import cfg
+
+from nova_notifier.amqp_queues import delete_queues, kombu_url
+from nova_notifier.testing.tcpproxy import FaultProxy
+from tests.conftest import PRIORITIES, RABBIT_URL, broker_available
+from tests.test_listen import _listen
+
+OUTAGE = 3.0  # seconds the "broker" stays down
+FIRST, SECOND, THIRD = 3, 3, 2  # before, during and after the outage
+TOTAL = FIRST + SECOND + THIRD
+
+
+class Lines:
+    """Reads a subprocess pipe line by line in a thread; tests wait on it."""
+
+    def __init__(self, pipe) -> None:
+        self.lines: list[str] = []
+        self.closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe) -> None:
+        for line in pipe:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def text(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def wait_for(
+        self, done: Callable[[list[str]], bool], what: str, timeout: float = 30
+    ) -> None:
+        """Block until ``done(lines)``; fail after ``timeout`` or at EOF."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not done(self.lines):
+                left = deadline - time.monotonic()
+                if left <= 0 or self.closed:
+                    why = "the pipe closed" if self.closed else f"{timeout}s passed"
+                    raise AssertionError(f"{why} before {what}")
+                self._cond.wait(left)
+
+    def join(self, timeout: float = 10) -> None:
+        self._thread.join(timeout)
+
+
+def _markers(lines: list[str]) -> list[str]:
+    return [json.loads(line)["payload"]["marker"] for line in lines]
+
+
+def _queue(name: str) -> tuple[int, int] | None:
+    """(ready messages, consumers) of a queue on the broker; None if missing."""
+    with kombu.Connection(kombu_url(RABBIT_URL)) as conn:
+        channel = conn.channel()
+        try:
+            _, messages, consumers = channel.queue_declare(name, passive=True)
+        except conn.channel_errors:  # 404 NOT_FOUND closes the channel
+            return None
+        channel.close()
+        return messages, consumers
+
+
+def _until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Poll ``check`` (a broker query) until it holds; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{timeout}s passed before {what}"
+        time.sleep(0.05)
+
+
+def _wait_queue(
+    name: str, check: Callable[[int, int], bool], what: str, timeout: float = 30
+) -> int:
+    """Wait until ``check(messages, consumers)`` holds; return the messages."""
+    state: list[tuple[int, int] | None] = [None]
+
+    def holds() -> bool:
+        state[0] = _queue(name)
+        assert state[0] is not None, f"queue {name} is gone, waiting for {what}"
+        return check(*state[0])
+
+    try:
+        _until(holds, what, timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; (messages, consumers) = {state[0]}") from None
+    assert state[0] is not None
+    return state[0][0]
+
+
+@pytest.mark.broker
+def test_listen_reconnects_after_a_broker_restart():
+    if not broker_available():
+        pytest.fail("RabbitMQ is not answering on 127.0.0.1:5672 (run .ci/run)")
+    run = uuid.uuid4().hex[:10]
+    topic, pool = f"nn-test-{run}", f"nn-listen-{run}"
+    conf = cfg.ConfigOpts()
+    conf([], project="nova-notifier-test", default_config_files=[])
+    transport = oslo_messaging.get_notification_transport(conf, url=RABBIT_URL)
+    notifier = oslo_messaging.Notifier(
+        transport, "test.reconnect", driver="messagingv2", topics=[topic]
+    )
+
+    def publish(batch: str, count: int) -> list[str]:
+        markers = [f"{run}-{batch}-{n}" for n in range(count)]
+        for marker in markers:
+            notifier.info({}, "test.reconnect", {"marker": marker})
+        return markers
+
+    proxy = FaultProxy(("127.0.0.1", 5672))
+    proc = _listen(
+        proxy.url(),
+        "--topic",
+        topic,
+        "--pool",
+        pool,
+        "--json",
+        "--count",
+        str(TOTAL),
+        "--timeout",
+        "120",
+    )
+    out, err = Lines(proc.stdout), Lines(proc.stderr)
+    try:
+        err.wait_for(
+            lambda lines: any(line.startswith("listening on") for line in lines),
+            "the listener said 'listening on'",
+        )
+        _wait_queue(pool, lambda m, c: c == 1, "the pool queue had its consumer")
+        connections = proxy.accepted
+
+        first = publish("first", FIRST)
+        out.wait_for(lambda lines: len(lines) >= FIRST, f"{FIRST} lines printed")
+
+        proxy.cut()  # closes every open connection and refuses new ones
+        cut_at = time.monotonic()
+        # The broker saw the consumer go and kept its queue. oslo.messaging
+        # acks from its polling thread a little after the endpoint returns,
+        # so a notification printed just before the cut may be unacked: the
+        # broker puts it back (held), and after the reconnect the listener's
+        # msg_id_cache drops the redelivery ("ignoring duplicate message").
+        held = _wait_queue(pool, lambda m, c: c == 0, "the broker lost the consumer")
+        second = publish("during", SECOND)
+        _wait_queue(pool, lambda m, c: m == held + SECOND, "the 2nd batch queued")
+        # The listener is trying to come back, and is being refused.
+        _until(lambda: proxy.accepted > connections, "a reconnection attempt")
+        time.sleep(max(0.0, OUTAGE - (time.monotonic() - cut_at)))  # the outage
+        assert proc.poll() is None, f"listen died in the outage:\n{err.text()}"
+        assert len(out.lines) == FIRST, "printed something while cut off"
+        refused = proxy.accepted - connections
+        proxy.restore()
+
+        out.wait_for(
+            lambda lines: len(lines) >= FIRST + SECOND, "the 2nd batch printed"
+        )
+        _wait_queue(pool, lambda m, c: c == 1, "the consumer was back")
+        third = publish("after", THIRD)
+        out.wait_for(lambda lines: len(lines) >= TOTAL, "the 3rd batch printed")
+        proc.wait(timeout=30)  # --count ends it
+        out.join()
+        err.join()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        proxy.close()
+        transport.cleanup()
+        delete_queues(RABBIT_URL, [pool] + [f"{topic}.{p}" for p in PRIORITIES])
+
+    stderr = err.text()
+    print(
+        f"{refused} reconnection attempts refused in the outage; {held} printed "
+        f"but unacked at the cut were held for redelivery\n{stderr}"
+    )
+    assert proc.returncode == 0, stderr
+    assert _markers(out.lines) == first + second + third
+    assert err.lines[-1] == f"{TOTAL} notifications"
+    assert "CRITICAL" not in stderr, stderr
+    # The only tracebacks allowed are of redeliveries the listener dropped.
+    assert stderr.count("Traceback") == stderr.count("ignoring duplicate message")
+    # It noticed the cut (oslo.messaging logs each failed attempt at ERROR).
+    assert "is unreachable" in stderr
+    assert refused >= 1
