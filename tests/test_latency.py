@@ -519,3 +519,36 @@ def test_demo_on_rabbit_reported_live_and_from_a_listen_file(tmp_path):
         assert boots["phases"][phase]["max"] >= 0
     assert live["deletes"]["count"] == 1
     assert live["deletes"]["phases"]["delete"]["count"] == 1
+
+
+def test_odd_values_are_read_or_counted_never_raised():
+    s = Stream()
+    spec = BootSpec(_uuid(1), T0, 1, 5, host="compute-9")
+    s.boot(spec)
+    s.records[-1]["payload"]["message"] = None
+    s.records[-1]["payload"]["display_name"] = {"nested": ["name"]}
+    s.records[0]["publisher_id"] = 42  # not text
+    error = BootSpec(_uuid(2), T0, 1, 5, host="compute-9", fault="x")
+    s.boot(error)
+    s.records[-1]["payload"]["message"] = {"code": 500, "details": "disk full"}
+    text = list(lines(s.records)) + [
+        '"just a string"\n',
+        "null\n",
+        '{"event_type": 7}\n',
+        '{"event_type": "compute.instance.create.end", "payload": "text"}\n',
+        '{"event_type": "compute.instance.create.end", "payload": {}}\n',
+    ]
+    tracker = Tracker()
+    for line in text:
+        tracker.add_line(line.encode())
+    tracker.add_line(b"\xff\xfe{}\n")  # not UTF-8
+    report = build(tracker)
+    src = report["input"]
+    assert (src["not_notifications"], src["without_payload"]) == (3, 1)
+    assert (src["without_instance"], src["unreadable"]) == (1, 1)
+    boots = report["boots"]
+    assert (boots["succeeded"], boots["failed"]) == (1, 1)
+    # the first boot's acceptance came from a publisher that is not "api.*"
+    assert boots["without_api_acceptance"] == 1
+    assert boots["slowest"][0]["name"] == '{"nested":["name"]}'
+    assert boots["faults"] == {'{"code":500,"details":"disk full"}': 1}

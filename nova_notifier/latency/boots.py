@@ -142,7 +142,10 @@ def reordered(events: Iterable[ev.Event]) -> int:
 
 
 def segment(instance: str, events: list[ev.Event]) -> tuple[list[Boot], list[Delete]]:
-    """The boots and deletes of one instance's events (in any order)."""
+    """The boots and deletes of one instance's events, given in time order.
+
+    ``sorted(events)`` is time order: ties keep the order of the kinds.
+    """
     boots: list[Boot] = []
     deletes: list[Delete] = []
     cur: Boot | None = None
@@ -152,7 +155,7 @@ def segment(instance: str, events: list[ev.Event]) -> tuple[list[Boot], list[Del
         boots.append(boot)
         return boot
 
-    for when, kind, host, detail in sorted(events):
+    for when, kind, host, detail in events:
         if kind == ev.ACCEPTED:
             if (
                 cur is not None

@@ -17,7 +17,7 @@ from typing import IO, Any, TextIO
 from nova_notifier import listen
 from nova_notifier.latency.events import Tracker
 from nova_notifier.latency.page import render_html
-from nova_notifier.latency.report import analyse, build, render_text
+from nova_notifier.latency.report import Analysis, analyse, build, render_text
 from nova_notifier.notifier import PRIORITIES
 
 _BATCH_BYTES = 1 << 20
@@ -155,6 +155,17 @@ def _status(
     )
 
 
+def report_files(
+    paths: list[str], progress: _Progress, limit: int = 10
+) -> tuple[Analysis, dict[str, Any]]:
+    """Read the files and build their report, the cycle collector paused."""
+    tracker = Tracker()
+    with _without_gc():
+        read_files(paths, tracker, progress)
+        analysis = analyse(tracker)
+        return analysis, build(tracker, analysis, limit=limit)
+
+
 class _Feed:
     """Notification endpoint that hands every notification to a tracker."""
 
@@ -207,25 +218,24 @@ def read_bus(args: argparse.Namespace, tracker: Tracker, progress: _Progress) ->
 
 def run(args: argparse.Namespace) -> int:
     """Read, then print the report; 0 unless an input file cannot be read."""
-    tracker = Tracker()
     progress = _Progress(
         sys.stderr.isatty() if args.progress is None else bool(args.progress)
     )
     try:
         if args.sources:
-            with _without_gc():
-                read_files(args.sources, tracker, progress)
+            analysis, report = report_files(args.sources, progress, args.limit)
         else:
+            tracker = Tracker()
             read_bus(args, tracker, progress)
+            with _without_gc():
+                analysis = analyse(tracker)
+                report = build(tracker, analysis, limit=args.limit)
     except (OSError, EOFError) as exc:  # EOFError: a .gz file cut short
         print(f"nova-notifier latency: {exc}", file=sys.stderr)
         return 2
-    with _without_gc():
-        analysis = analyse(tracker)
-        report = build(tracker, analysis, limit=args.limit)
     if args.html:
         with open(args.html, "w", encoding="utf-8") as page:
-            page.write(render_html(report, analysis, tracker.last))
+            page.write(render_html(report, analysis))
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -12,7 +12,7 @@ import datetime
 from collections import Counter
 from typing import Any
 
-import orjson  # parses Nova-sized payloads 2.5 times as fast as json.loads
+import simdjson  # reads only the fields asked for: 2.5x orjson, 7x json.loads
 
 # Event kinds. Ties in time sort in this order, so an acceptance and a
 # create.start stamped in the same microsecond stay in causal order.
@@ -39,8 +39,11 @@ _SUFFIX_KINDS = {
     "compute.instance.delete.end": DELETE_END,
 }
 _UPDATE = "compute.instance.update"
+# what a JSON object is: a dict when received, a simdjson view when read
+_OBJECTS = (dict, simdjson.Object)
 _EPOCH = datetime.datetime(1970, 1, 1)
 _UTC = datetime.timezone.utc
+_fromisoformat = datetime.datetime.fromisoformat
 _KEEP_LINE_NUMBERS = 5
 
 Event = tuple[float, int, str, str]
@@ -57,18 +60,28 @@ def to_epoch(stamp: Any) -> float:
     return (when - _EPOCH).total_seconds()
 
 
-def host_of(publisher_id: str, payload: dict[str, Any]) -> str:
+def host_of(publisher_id: str, payload: Any) -> str:
     """The host part of ``service.host``, else the payload's host."""
     _, dot, host = publisher_id.partition(".")
-    return host if dot and host else str(payload.get("host") or publisher_id or "?")
+    return host if dot and host else text(payload.get("host")) or publisher_id or "?"
 
 
-def fault_of(payload: dict[str, Any]) -> str:
+def text(value: Any) -> str:
+    """A payload value as text; objects and arrays as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (simdjson.Object, simdjson.Array)):
+        mini: Any = value.mini  # bytes, whatever the stubs say
+        return mini.decode() if isinstance(mini, bytes) else str(mini)
+    return "" if value is None else str(value)
+
+
+def fault_of(payload: Any) -> str:
     """The fault text of a create.error/rebuild.error payload."""
     for key in ("message", "exception", "fault"):
         value = payload.get(key)
         if value:
-            return str(value)
+            return text(value)
     return "(no fault message)"
 
 
@@ -93,29 +106,37 @@ class Tracker:
         self.without_instance = 0
         self.bad_timestamp = 0
         self.ignored: Counter[str] = Counter()
-        self.first: float | None = None
-        self.last: float | None = None
         self._seen_ids: set[str] = set()
+        self._hosts: dict[str, str] = {}
+        # Views into a parsed line are valid until the next parse: nothing
+        # read from one is kept but strings and numbers.
+        self._parser = simdjson.Parser()
 
     def add_line(self, line: bytes | str) -> None:
         """Take one JSON line; blank lines are skipped, broken ones counted."""
         self.lines += 1
         try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
+            record = self._parser.parse(line)
+        except ValueError:  # not JSON, or not UTF-8
             if line.strip():
                 self._unreadable()
             return
-        if type(record) is not dict:
+        except RuntimeError:  # a view of the last line outlived it
+            self._parser = simdjson.Parser()
+            self.lines -= 1
+            self.add_line(line)
+            return
+        if type(record) is not simdjson.Object:
             self.not_notification += 1
             return
         event_type = record.get("event_type")
         if type(event_type) is not str:
             self.not_notification += 1
             return
+        publisher_id = record.get("publisher_id")
         self.add(
             event_type,
-            record.get("publisher_id") or "",
+            publisher_id if type(publisher_id) is str else text(publisher_id),
             record.get("payload"),
             record.get("message_id"),
             record.get("timestamp"),
@@ -137,9 +158,9 @@ class Tracker:
         """Take one notification as its envelope fields."""
         self.notifications += 1
         if type(publisher_id) is not str:
-            publisher_id = str(publisher_id or "")
+            publisher_id = text(publisher_id)
         if event_type == _UPDATE:
-            if type(payload) is not dict:
+            if type(payload) not in _OBJECTS:
                 self.without_payload += 1
                 return
             if payload.get("state") == "building":
@@ -153,38 +174,45 @@ class Tracker:
             if kind < 0:
                 self.ignored[event_type] += 1
                 return
-            if type(payload) is not dict:
+            if type(payload) not in _OBJECTS:
                 self.without_payload += 1
                 return
         instance = payload.get("instance_id")
         if not instance or type(instance) is not str:
             self.without_instance += 1
             return
-        try:
-            when = to_epoch(timestamp)
-        except (TypeError, ValueError):
+        try:  # to_epoch, inlined: this runs for every event kept
+            when = (_fromisoformat(timestamp) - _EPOCH).total_seconds()
+        except TypeError:  # a time with a zone, or not text
+            try:
+                when = to_epoch(timestamp)
+            except (TypeError, ValueError):
+                self.bad_timestamp += 1
+                return
+        except ValueError:
             self.bad_timestamp += 1
             return
         if message_id:
             if type(message_id) is not str:
-                message_id = str(message_id)
+                message_id = text(message_id)
             if message_id in self._seen_ids:
                 self.duplicates += 1
                 return
             self._seen_ids.add(message_id)
-        if self.first is None or when < self.first:
-            self.first = when
-        if self.last is None or when > self.last:
-            self.last = when
         detail = ""
         if kind == CREATE_ERROR or kind == REBUILD_ERROR:
             detail = fault_of(payload)
         elif kind == CREATE_START or kind == CREATE_END:
             self.names[instance] = (
-                str(payload.get("display_name") or ""),
-                str(payload.get("instance_type") or ""),
+                text(payload.get("display_name")),
+                text(payload.get("instance_type")),
             )
+        host = self._hosts.get(publisher_id)
+        if host is None:
+            host = host_of(publisher_id, payload)
+            if "." in publisher_id:  # the host is the publisher's: one copy each
+                self._hosts[publisher_id] = host
         timeline = self.timelines.get(instance)
         if timeline is None:
             timeline = self.timelines[instance] = []
-        timeline.append((when, kind, host_of(publisher_id, payload), detail))
+        timeline.append((when, kind, host, detail))

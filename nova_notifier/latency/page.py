@@ -213,12 +213,8 @@ def _timeline(boots: list[Boot], end: float | None) -> str:
     return f"<p class=legend>{legend}</p>{note}" + "".join(parts)
 
 
-def render_html(report: dict[str, Any], analysis: Analysis, end: float | None) -> str:
-    """A page people can open in a browser, with no file beside it.
-
-    ``end`` is the last time in the input: boots still building are drawn
-    up to it.
-    """
+def render_html(report: dict[str, Any], analysis: Analysis) -> str:
+    """A page people can open in a browser, with no file beside it."""
     boots, src = report["boots"], report["input"]
     out = [
         "<!doctype html><html><head><meta charset=utf-8>",
@@ -250,7 +246,7 @@ def render_html(report: dict[str, Any], analysis: Analysis, end: float | None) -
         out.append(_histogram(name, values, boots["phases"][name], colour))
     out += ["<h2>Over time</h2>", _over_time(analysis.creates)]
     if len(analysis.creates) <= _GANTT_ROWS:
-        out += ["<h2>Each boot</h2>", _timeline(analysis.creates, end)]
+        out += ["<h2>Each boot</h2>", _timeline(analysis.creates, analysis.last)]
     if boots["by_host"]:
         out.append("<h2>By compute host</h2>")
         for host, group in boots["by_host"].items():

@@ -105,14 +105,22 @@ class Analysis:
     rebuilds: list[Boot] = field(default_factory=list)
     deletes: list[Delete] = field(default_factory=list)
     reordered: int = 0
+    first: float | None = None  # the earliest event kept
+    last: float | None = None  # the latest: where "still building" is measured
 
 
 def analyse(tracker: Tracker) -> Analysis:
     """Cut what the tracker collected into boots, rebuilds and deletes."""
     result = Analysis()
+    first = last = None
     for instance, timeline in tracker.timelines.items():
         result.reordered += reordered(timeline)
-        boots, removed = segment(instance, timeline)
+        ordered = sorted(timeline)
+        if first is None or ordered[0][0] < first:
+            first = ordered[0][0]
+        if last is None or ordered[-1][0] > last:
+            last = ordered[-1][0]
+        boots, removed = segment(instance, ordered)
         for boot in boots:
             if boot.operation == "create":
                 result.creates.append(boot)
@@ -120,6 +128,7 @@ def analyse(tracker: Tracker) -> Analysis:
                 result.rebuilds.append(boot)
         result.deletes.extend(removed)
     result.creates.sort(key=lambda boot: boot.origin or 0.0)
+    result.first, result.last = first, last
     return result
 
 
@@ -143,7 +152,7 @@ def build(
     failed.sort(key=lambda boot: boot.attempts[-1].end or 0.0)
     building = [boot for boot in creates if boot.outcome == "building"]
     building.sort(key=lambda boot: boot.origin or 0.0)
-    end = tracker.last
+    end = analysis.last
     names = tracker.names
     return {
         "input": {
@@ -158,7 +167,7 @@ def build(
             "without_instance": tracker.without_instance,
             "bad_timestamp": tracker.bad_timestamp,
             "ignored_event_types": dict(tracker.ignored.most_common()),
-            "first": iso(tracker.first),
+            "first": iso(analysis.first),
             "last": iso(end),
         },
         "boots": {

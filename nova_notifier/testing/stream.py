@@ -237,8 +237,9 @@ def busy_region(
     fail, a third are deleted minutes later, half get a
     ``compute.instance.exists`` within the hour and some an ``api.fault``.
     Each message arrives up to 50 ms after its timestamp, so neighbours often
-    arrive swapped, and 1% arrive a second time within 2 s. Deterministic
-    for a given ``seed``.
+    arrive swapped; 2% are held up to 30 s more, so an instance's later events
+    overtake them; and 1% arrive a second time within 2 s. Deterministic for
+    a given ``seed``.
     """
     rng = random.Random(seed)
     pending: list[tuple[float, int, dict[str, Any]]] = []
@@ -274,6 +275,8 @@ def busy_region(
             )
         for record in stream.records:
             arrival = _seconds(record["timestamp"]) + rng.uniform(0, 0.05)
+            if rng.random() < 0.02:  # held up on its way: overtaken by later ones
+                arrival += rng.uniform(0, 30)
             copies = 2 if rng.random() < 0.01 else 1
             for copy in range(copies):
                 order += 1
