@@ -417,8 +417,13 @@ def print_table(
     headers: Sequence[str],
     rows: Sequence[Sequence[object]],
     notes: Sequence[str] = (),
+    problems: Sequence[str] = (),
 ) -> None:
-    """An aligned table: first column left, the others right-aligned."""
+    """An aligned table: first column left, the others right-aligned.
+
+    ``notes`` are printed under it, then each of ``problems`` (checks of the
+    run itself that failed) as a ``CHECK FAILED`` line.
+    """
     cells = [[str(cell) for cell in row] for row in rows]
     widths = [
         max(len(str(header)), *(len(row[col]) for row in cells))
@@ -440,6 +445,8 @@ def print_table(
         print(line(row))
     for note in notes:
         print(note)
+    for problem in problems:
+        print(f"CHECK FAILED: {problem}")
     sys.stdout.flush()
 
 
