@@ -202,7 +202,9 @@ class Tracker:
         detail = ""
         if kind == CREATE_ERROR or kind == REBUILD_ERROR:
             detail = fault_of(payload)
-        elif kind == CREATE_START or kind == CREATE_END:
+        elif kind == CREATE_END or (
+            kind == CREATE_START and instance not in self.names
+        ):  # the name at create.end wins; payload lookups cost, read it once
             self.names[instance] = (
                 text(payload.get("display_name")),
                 text(payload.get("instance_type")),

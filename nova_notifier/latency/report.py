@@ -114,8 +114,9 @@ def analyse(tracker: Tracker) -> Analysis:
     result = Analysis()
     first = last = None
     for instance, timeline in tracker.timelines.items():
-        result.reordered += reordered(timeline)
         ordered = sorted(timeline)
+        if ordered != timeline:  # the common case, in order, costs one compare
+            result.reordered += reordered(timeline)
         if first is None or ordered[0][0] < first:
             first = ordered[0][0]
         if last is None or ordered[-1][0] > last:
