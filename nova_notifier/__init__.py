@@ -3,40 +3,98 @@
 Call :func:`init` once with your ``oslo_config`` configuration, then emit with
 the helpers below. Helpers that emit never raise into the caller: failures are
 logged and counted (see :func:`stats`).
+
+The names below are loaded on first use, so a tool that needs none of them
+(``nova-notifier latency --from FILE``) starts without importing
+oslo.messaging.
 """
 
+import importlib
 import warnings
+from typing import TYPE_CHECKING, Any
 
 # oslo.messaging imports eventlet, whose import warns that eventlet is
 # deprecated. This library never uses eventlet; silence just that message.
 warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")
 
-from nova_notifier import task_states, vm_states  # noqa: E402
-from nova_notifier.api_fault import send_api_fault
-from nova_notifier.audit import audit_period_bounds, last_completed_audit_period
-from nova_notifier.decorator import notify_decorator
-from nova_notifier.exceptions import (
-    ConfigError,
-    InvalidInstanceError,
-    MonkeyPatchError,
-    NotInitializedError,
-    NovaNotifierError,
-)
-from nova_notifier.faultwrap import FaultWrapper
-from nova_notifier.monkey import monkey_patch, undo_monkey_patch
-from nova_notifier.notifier import (
-    Notifier,
-    cleanup,
-    get_notifier,
-    init,
-    is_initialized,
-    register_opts,
-    stats,
-)
-from nova_notifier.opts import list_opts
-from nova_notifier.payload import exception_to_dict, image_meta, info_from_instance
-from nova_notifier.updates import send_update, send_update_with_states
-from nova_notifier.usage import notify_about_instance_usage, notify_usage_exists
+if TYPE_CHECKING:
+    from nova_notifier import task_states, vm_states
+    from nova_notifier.api_fault import send_api_fault
+    from nova_notifier.audit import audit_period_bounds, last_completed_audit_period
+    from nova_notifier.decorator import notify_decorator
+    from nova_notifier.exceptions import (
+        ConfigError,
+        InvalidInstanceError,
+        MonkeyPatchError,
+        NotInitializedError,
+        NovaNotifierError,
+    )
+    from nova_notifier.faultwrap import FaultWrapper
+    from nova_notifier.monkey import monkey_patch, undo_monkey_patch
+    from nova_notifier.notifier import (
+        Notifier,
+        cleanup,
+        get_notifier,
+        init,
+        is_initialized,
+        register_opts,
+        stats,
+    )
+    from nova_notifier.opts import list_opts
+    from nova_notifier.payload import exception_to_dict, image_meta, info_from_instance
+    from nova_notifier.updates import send_update, send_update_with_states
+    from nova_notifier.usage import notify_about_instance_usage, notify_usage_exists
+
+# Where each public name lives: name -> module of this package.
+_HOMES = {
+    "task_states": "task_states",
+    "vm_states": "vm_states",
+    "send_api_fault": "api_fault",
+    "audit_period_bounds": "audit",
+    "last_completed_audit_period": "audit",
+    "notify_decorator": "decorator",
+    "ConfigError": "exceptions",
+    "InvalidInstanceError": "exceptions",
+    "MonkeyPatchError": "exceptions",
+    "NotInitializedError": "exceptions",
+    "NovaNotifierError": "exceptions",
+    "FaultWrapper": "faultwrap",
+    "monkey_patch": "monkey",
+    "undo_monkey_patch": "monkey",
+    "Notifier": "notifier",
+    "cleanup": "notifier",
+    "get_notifier": "notifier",
+    "init": "notifier",
+    "is_initialized": "notifier",
+    "register_opts": "notifier",
+    "stats": "notifier",
+    "list_opts": "opts",
+    "exception_to_dict": "payload",
+    "image_meta": "payload",
+    "info_from_instance": "payload",
+    "send_update": "updates",
+    "send_update_with_states": "updates",
+    "notify_about_instance_usage": "usage",
+    "notify_usage_exists": "usage",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name, name)
+    try:
+        module = importlib.import_module(f"{__name__}.{home}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{home}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = module if home == name else getattr(module, name)
+    globals()[name] = value  # the next lookup does not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
+
 
 __all__ = [
     "ConfigError",

@@ -9,15 +9,32 @@ the bus; ``latency`` reports how long boots take, from the bus or a file.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
-from nova_notifier import demo_run, listen
-from nova_notifier.latency import command as latency
+# name -> (module with add_arguments() and run(), one-line help). A command's
+# module is imported only when that command runs: ``latency --from FILE``
+# needs none of oslo.messaging, which takes most of a second to import.
+_COMMANDS = {
+    "demo": (
+        "nova_notifier.demo_run",
+        "run an instance lifecycle through etc/api-paste.ini and print "
+        "the notifications it sends",
+    ),
+    "listen": (
+        "nova_notifier.listen",
+        "print the notifications on the bus as they arrive",
+    ),
+    "latency": (
+        "nova_notifier.latency.command",
+        "report VM provisioning latency from the bus or a 'listen --json' file",
+    ),
+}
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nova-notifier",
         description="Nova-style notifications over oslo.messaging.",
@@ -26,31 +43,20 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="log the library's own messages"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
-        "demo",
-        help="run an instance lifecycle through etc/api-paste.ini and print "
-        "the notifications it sends",
-    )
-    demo_run.add_arguments(demo)
-    demo.set_defaults(func=demo_run.run)
-    tail = commands.add_parser(
-        "listen",
-        help="print the notifications on the bus as they arrive",
-    )
-    listen.add_arguments(tail)
-    tail.set_defaults(func=listen.run)
-    report = commands.add_parser(
-        "latency",
-        help="report VM provisioning latency from the bus or a 'listen --json' file",
-    )
-    latency.add_arguments(report)
-    report.set_defaults(func=latency.run)
+    chosen = next((arg for arg in argv if arg in _COMMANDS), None)
+    for name, (module_name, help_text) in _COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
+            sub.set_defaults(func=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nova-notifier`` console script."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(argv).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",

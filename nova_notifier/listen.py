@@ -16,34 +16,9 @@ import oslo_messaging
 from oslo_config import cfg
 
 from nova_notifier import display
+from nova_notifier.bus_args import add_bus_arguments
 from nova_notifier.notifier import PRIORITIES, register_opts
 from nova_notifier.serializer import is_secret_key
-
-
-def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
-    """Where to listen: the options ``listen`` and ``latency`` share."""
-    parser.add_argument(
-        "--transport-url",
-        help="oslo.messaging transport URL (default: the configured one)",
-    )
-    parser.add_argument(
-        "--topic",
-        action="append",
-        help="topic to listen on (repeatable; default: notifications)",
-    )
-    parser.add_argument(
-        "--pool",
-        help="listener pool: listeners sharing a pool share the messages; "
-        "without one this listener competes with other pool-less consumers "
-        "of the topic",
-    )
-    parser.add_argument(
-        "--count", type=int, help="exit after this many (matching) notifications"
-    )
-    parser.add_argument("--timeout", type=float, help="exit after this many seconds")
-    parser.add_argument(
-        "--config-file", action="append", default=[], help="oslo.config file"
-    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

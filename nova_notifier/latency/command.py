@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any, TextIO
 
-from nova_notifier import listen
+from nova_notifier.bus_args import add_bus_arguments
 from nova_notifier.latency.events import Tracker
 from nova_notifier.latency.page import render_html
 from nova_notifier.latency.report import Analysis, analyse, build, render_text
-from nova_notifier.notifier import PRIORITIES
 
 _BATCH_BYTES = 1 << 20
 
@@ -32,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read JSON lines written by 'listen --json' (repeatable; '-' is "
         "standard input, *.gz is read compressed) instead of the bus",
     )
-    listen.add_bus_arguments(parser)
+    add_bus_arguments(parser)
     parser.add_argument(
         "--json", action="store_true", help="print the report as one JSON object"
     )
@@ -174,6 +173,8 @@ class _Feed:
         self.count = count
         self.lock = threading.Lock()
         self.done = threading.Event()
+        from nova_notifier.notifier import PRIORITIES  # oslo.messaging: bus only
+
         for priority in PRIORITIES:
             if priority != "warning":
                 setattr(self, priority, self._handle)
@@ -211,6 +212,8 @@ def read_bus(args: argparse.Namespace, tracker: Tracker, progress: _Progress) ->
                 f"{len(tracker.timelines):,} instances"
             )
         progress.show(text)
+
+    from nova_notifier import listen  # oslo.messaging: reading files needs none
 
     listen.serve(args, feed, feed.done, tick if progress.enabled else None)
     progress.done(f"{tracker.notifications:,} notifications received")
