@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install into .venv, make sure RabbitMQ answers, run every benchmark.
 # Each prints its table and writes bench/results/<name>.json.
-#   bash bench/run_all.sh            # the full run (about 10 minutes)
+#   bash bench/run_all.sh            # the full run (about 15 minutes)
 #   bash bench/run_all.sh --quick    # a smoke run
 source "$(dirname "$0")/../tools/_venv.sh" ""
 bash tools/ensure-broker.sh
