@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 
-LOG = logging.getLogger(__name__)
+from nova_notifier._log import get_logger
+
+LOG = get_logger(__name__)
 
 
 def kombu_url(transport_url: str) -> str:

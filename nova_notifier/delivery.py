@@ -24,7 +24,6 @@ from __future__ import annotations
 import collections
 import fcntl
 import json
-import logging
 import os
 import queue
 import sqlite3
@@ -38,11 +37,12 @@ from oslo_config import cfg
 from oslo_utils import timeutils
 
 from nova_notifier import rabbit_batch
+from nova_notifier._log import get_logger
 from nova_notifier.exceptions import ConfigError
 from nova_notifier.rabbit_batch import BatchPublisher
 from nova_notifier.serializer import sanitize
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 
 DIRECT, BACKGROUND, SPOOL = "direct", "background", "spool"
 _MESSAGING_DRIVERS = {"messagingv2": 2.0, "messaging": 1.0}

@@ -10,7 +10,6 @@ built for them.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from wsgiref.util import is_hop_by_hop
@@ -19,11 +18,12 @@ import webob
 import webob.exc
 
 from nova_notifier import notifier
+from nova_notifier._log import get_logger
 from nova_notifier.api_fault import enabled as api_fault_enabled
 from nova_notifier.api_fault import send_api_fault
 from nova_notifier.payload import fault_code, formatted_message
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import logging
 import threading
 from collections.abc import Callable
 from types import ModuleType
@@ -16,9 +15,10 @@ from typing import Any
 from oslo_config import cfg
 
 from nova_notifier import notifier
+from nova_notifier._log import get_logger
 from nova_notifier.exceptions import ConfigError, MonkeyPatchError
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 
 OPTS = [
     cfg.BoolOpt(

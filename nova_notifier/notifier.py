@@ -9,7 +9,6 @@ asynchronous) for all of them.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import socket
 import threading
@@ -21,11 +20,12 @@ import oslo_messaging
 from oslo_config import cfg
 
 from nova_notifier import delivery as delivery_mod
+from nova_notifier._log import get_logger
 from nova_notifier.delivery import Delivery
 from nova_notifier.exceptions import ConfigError, NotInitializedError
 from nova_notifier.serializer import PayloadSerializer, is_secret_key, sanitize
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 
 OPTS = [
     cfg.StrOpt(

@@ -14,7 +14,6 @@ oslo.messaging declares it, so listeners cannot tell the difference.
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +22,9 @@ import amqp
 import oslo_messaging
 from oslo_config import cfg
 
-LOG = logging.getLogger(__name__)
+from nova_notifier._log import get_logger
+
+LOG = get_logger(__name__)
 
 
 class PublishError(Exception):

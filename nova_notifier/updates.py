@@ -5,15 +5,15 @@ Owns ``[notifications] notify_on_state_change``.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from oslo_config import cfg
 
 from nova_notifier import audit, notifier, payload
+from nova_notifier._log import get_logger
 from nova_notifier.serializer import TIME_FORMAT
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 
 EVENT_TYPE = "compute.instance.update"
 VM_STATE = "vm_state"
