@@ -24,7 +24,7 @@ from typing import Any
 
 def _mask(text: str) -> str:
     # Imported late: the serializer imports this module.
-    from nova_notifier.serializer import mask_text
+    from nova_notifier.masking import mask_text
 
     return mask_text(text)
 

@@ -11,6 +11,7 @@ from oslo_config import cfg
 from oslo_context import context as oslo_context
 
 from nova_notifier import notifier, payload
+from nova_notifier.serializer import WirePayload, to_wire
 
 EVENT_TYPE = "api.fault"
 
@@ -65,9 +66,20 @@ def send_api_fault(url: str, status: int, exception: BaseException | str) -> Non
         if not enabled():
             return
         text = (
-            exception
+            to_wire(exception, screen=True)
             if isinstance(exception, str)
             else payload.exception_text(exception)
         )
-        body = {"url": url, "status": int(status), "exception": text}
+        body = WirePayload(
+            url=to_wire(url, screen=True),
+            status=_status(status),
+            exception=text,
+        )
         notifier.get_notifier("api").error(current_context(), EVENT_TYPE, body)
+
+
+def _status(status: Any) -> int:
+    try:
+        return int(status)
+    except Exception:  # not a number: the fault itself is what matters
+        return 500

@@ -14,7 +14,7 @@ from oslo_config import cfg
 from oslo_context import context as oslo_context
 
 from nova_notifier import notifier
-from nova_notifier.serializer import MASK, is_secret_key
+from nova_notifier.serializer import MASK, WirePayload, is_secret_key, to_wire
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,7 +61,8 @@ def call_payload(
 
     ``self``/``cls`` and context objects are left out; a positional argument
     whose parameter name is secret-like (``password``, ``token``...) is
-    masked. Keyword values are masked by the serializer on the way out.
+    masked, and so is a keyword argument with such a name; free text in the
+    values is screened for assigned secrets.
     """
     ctxt = None
     out_args = []
@@ -79,7 +80,7 @@ def call_payload(
             ctxt = ctxt or value
             continue
         out_kwargs[key] = value
-    return ctxt, {"args": out_args, "kwarg": out_kwargs}
+    return ctxt, WirePayload(to_wire({"args": out_args, "kwarg": out_kwargs}, True))
 
 
 def _emit(

@@ -9,6 +9,7 @@ asynchronous) for all of them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
@@ -20,10 +21,10 @@ import oslo_messaging
 from oslo_config import cfg
 
 from nova_notifier import delivery as delivery_mod
-from nova_notifier._log import get_logger
+from nova_notifier._log import RateLimited, get_logger
 from nova_notifier.delivery import Delivery
 from nova_notifier.exceptions import ConfigError, NotInitializedError
-from nova_notifier.serializer import PayloadSerializer, is_secret_key, sanitize
+from nova_notifier.serializer import PayloadSerializer, is_secret_key, to_wire
 
 LOG = get_logger(__name__)
 
@@ -263,13 +264,40 @@ def dropping(event_type: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        record_drop(event_type, f"{type(exc).__name__}: {exc}")
+        record_drop(event_type, describe(exc))
+
+
+def describe(exc: BaseException) -> str:
+    """``"<ClassName>: <text>"`` of an exception, even one whose ``str()`` raises."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = "(its text could not be read)"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+_DROP_LOGS: dict[str, RateLimited] = {}
 
 
 def record_drop(event_type: str, reason: str) -> None:
-    """Count a notification that will not be sent and log why (no traceback)."""
+    """Count a notification that will not be sent and log why (no traceback).
+
+    The same reason is logged at most once every 10 s, with the count of the
+    drops not logged in between.
+    """
     _STATE.stats["dropped"] += 1
-    LOG.warning("nova_notifier: dropped %s notification: %s", event_type, reason)
+    limiter = _DROP_LOGS.get(reason)
+    if limiter is None:
+        if len(_DROP_LOGS) > 256:
+            _DROP_LOGS.clear()
+        limiter = _DROP_LOGS[reason] = RateLimited()
+    limiter.log(
+        LOG,
+        logging.WARNING,
+        "nova_notifier: dropped %s notification: %s",
+        event_type,
+        reason,
+    )
 
 
 class _WireContext:
@@ -307,9 +335,7 @@ def wire_context(ctxt: Any) -> Any:
         return {}
     values = to_dict()
     return _WireContext(
-        sanitize(
-            {key: value for key, value in values.items() if not is_secret_key(key)}
-        )
+        to_wire({key: value for key, value in values.items() if not is_secret_key(key)})
     )
 
 

@@ -15,7 +15,13 @@ from oslo_config import cfg
 
 from nova_notifier import notifier
 from nova_notifier.exceptions import InvalidInstanceError
-from nova_notifier.serializer import TIME_FORMAT, mask_text
+from nova_notifier.serializer import (
+    clean_text,
+    format_time,
+    mask_text,
+    placeholder,
+    to_wire,
+)
 
 OPTS = [
     cfg.URIOpt(
@@ -59,34 +65,42 @@ def get_field(obj: Any, name: str, default: Any = None) -> Any:
     """``obj[name]`` or ``obj.name``; ``default`` when absent or unloadable."""
     if obj is None:
         return default
-    if type(obj) is dict or isinstance(obj, Mapping):  # dict first: ABC checks are slow
-        value = obj.get(name, default)
-    else:
-        try:
+    try:
+        if type(obj) is dict or isinstance(obj, Mapping):  # dict first: ABCs are slow
+            value = obj.get(name, default)
+        else:
             value = getattr(obj, name, default)
-        except Exception:  # lazy-loading objects raise their own errors
-            value = default
+    except Exception:  # lazy-loading objects raise their own errors
+        value = default
     return default if value is None else value
 
 
 def _text(value: Any) -> str:
-    return "" if value is None or value == "" else str(value)
+    """A field the payload carries as text: its faithful text, '' when unset."""
+    if value is None or (type(value) is str and value == ""):
+        return ""
+    wire = to_wire(value)
+    if isinstance(wire, str):
+        return wire
+    if isinstance(wire, (int, float)):
+        return str(wire)
+    return placeholder(value)
 
 
 def _time(value: Any) -> str:
-    if not value:
+    if value is None or (type(value) is str and value == ""):
         return ""
     if isinstance(value, datetime.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-        return value.strftime(TIME_FORMAT)
-    return str(value)
+        return format_time(value)
+    return _text(value)
 
 
 def _number(value: Any) -> int:
+    if value is None or (type(value) is str and value == ""):
+        return 0
     try:
-        return int(value) if value not in (None, "") else 0
-    except (TypeError, ValueError):
+        return int(value)
+    except Exception:  # text, NaN, infinity, an object that refuses
         return 0
 
 
@@ -105,12 +119,18 @@ def system_metadata_dict(instance: Any, system_metadata: Any = None) -> dict[str
 
 
 def _key_value_dict(source: Any) -> dict[str, Any]:
-    """A mapping, or rows of ``{"key": k, "value": v}``, as a dict."""
-    if not source:
+    """A mapping, or rows of ``{"key": k, "value": v}``, as a dict ({} when
+    it is neither or cannot be read)."""
+    try:
+        if not source:
+            return {}
+        if isinstance(source, Mapping):
+            return dict(source)
+        if isinstance(source, (str, bytes)):
+            return {}
+        return {get_field(row, "key"): get_field(row, "value") for row in source}
+    except Exception:
         return {}
-    if isinstance(source, Mapping):
-        return dict(source)
-    return {get_field(row, "key"): get_field(row, "value") for row in source}
 
 
 def image_meta(system_metadata: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -120,7 +140,7 @@ def image_meta(system_metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     return {
         key[6:]: value
         for key, value in system_metadata.items()
-        if key.startswith("image_")
+        if isinstance(key, str) and key.startswith("image_")
     }
 
 
@@ -130,7 +150,7 @@ def image_ref_url(image_ref: Any) -> str:
         return ""
     conf = notifier.get_conf("info_from_instance()")
     base = conf.notifications.image_endpoint.rstrip("/")
-    return f"{base}/images/{image_ref}"
+    return f"{base}/images/{_text(image_ref)}"
 
 
 def _flavor_values(instance: Any, sysmeta: Mapping[str, Any]) -> dict[str, Any]:
@@ -203,6 +223,11 @@ def info_from_instance(
     raises :class:`~nova_notifier.exceptions.InvalidInstanceError`.
     ``fixed_ips`` is present only when ``network_info`` is given (a list of
     VIFs shaped like Nova's network model). ``kw`` is applied last.
+
+    Fields are carried as given (value types as their text, times in UTC);
+    only the free-form ones, ``metadata``, ``image_meta`` and ``kw``, are
+    screened for secrets (:mod:`nova_notifier.masking`), and names such as
+    ``display_name`` or ``hostname`` are never altered.
     """
     uuid = get_field(instance, "uuid", None)
     if not uuid:
@@ -214,10 +239,10 @@ def info_from_instance(
     info: dict[str, Any] = {
         "tenant_id": _text(get_field(instance, "project_id")),
         "user_id": _text(get_field(instance, "user_id")),
-        "instance_id": str(uuid),
+        "instance_id": _text(uuid),
     }
     for field in _AS_IS_FIELDS:
-        info[field] = get_field(instance, field, "")
+        info[field] = to_wire(get_field(instance, field, ""))
     info.update(_flavor_values(instance, sysmeta))
     info["disk_gb"] = info["root_gb"] + info["ephemeral_gb"]
     progress = get_field(instance, "progress", None)
@@ -228,17 +253,20 @@ def info_from_instance(
         terminated_at=_time(get_field(instance, "terminated_at")),
         deleted_at=_time(get_field(instance, "deleted_at")),
         image_ref_url=image_ref_url(get_field(instance, "image_ref")),
-        state=get_field(instance, "vm_state", ""),
+        state=to_wire(get_field(instance, "vm_state", "")),
         state_description=_text(get_field(instance, "task_state")),
         progress=_number(progress) or "",
         access_ip_v4=_text(get_field(instance, "access_ip_v4")),
         access_ip_v6=_text(get_field(instance, "access_ip_v6")),
-        metadata=_key_value_dict(get_field(instance, "metadata", None)),
-        image_meta=image_meta(sysmeta),
+        metadata=to_wire(
+            _key_value_dict(get_field(instance, "metadata", None)), screen=True
+        ),
+        image_meta=to_wire(image_meta(sysmeta), screen=True),
     )
     if network_info is not None:
-        info["fixed_ips"] = _fixed_ips(network_info)
-    info.update(kw)
+        info["fixed_ips"] = to_wire(_fixed_ips(network_info))
+    if kw:
+        info.update(to_wire(kw, screen=True))
     return info
 
 
@@ -249,21 +277,22 @@ def formatted_message(fault: BaseException) -> str | None:
         return None
     try:
         message = formatter()
+        text = message if type(message) is str else str(message)
     except Exception:
         return None
-    return mask_text(str(message)) if message else None
+    return clean_text(mask_text(text)) if text else None
 
 
 def fault_code(fault: BaseException, default: int = 500) -> int:
     """The HTTP-style status an exception carries (``code``), else ``default``."""
-    code = getattr(fault, "code", None)
-    if code is None:
-        kwargs = getattr(fault, "kwargs", None)
-        if isinstance(kwargs, Mapping):
-            code = kwargs.get("code")
     try:
+        code = getattr(fault, "code", None)
+        if code is None:
+            kwargs = getattr(fault, "kwargs", None)
+            if isinstance(kwargs, Mapping):
+                code = kwargs.get("code")
         return int(code) if code is not None else default
-    except (TypeError, ValueError):
+    except Exception:  # a property that raises, "abc", NaN, infinity
         return default
 
 

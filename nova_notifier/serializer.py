@@ -1,116 +1,251 @@
-"""Turning payloads into what goes over the wire: JSON-safe, secrets masked.
+"""Turning payloads into what goes over the wire: strict JSON, secrets masked.
 
-Every payload the library emits passes through :func:`sanitize`, whichever
-helper built it, so a password or token in instance metadata, a decorated
-call's arguments or an exception text never leaves the process.
+:func:`to_wire` makes any value JSON-safe without changing what it says:
+value types reach the wire as their text (an IP address as ``"10.0.0.1"``, a
+UUID, a Decimal as ``"1.10"``), time-zone-aware datetimes in UTC, strings
+with no lone surrogates, floats NaN and infinity as text; only objects that
+have no faithful text become ``<TypeName>`` placeholders (never their
+``str()``, which can carry credentials). The values of secret-named keys are
+always masked; with ``screen=True`` free text is also screened for
+assigned secrets (:mod:`nova_notifier.masking`).
+
+The library's helpers screen only the free-form fields of what they build
+(metadata, extra_usage_info, fault text, decorator arguments, URLs) and
+hand the result over as a :class:`WirePayload`, which is sent as it is. A
+payload given straight to a ``Notifier`` by its caller is free-form through
+and through: :func:`sanitize` screens all of it.
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
+import decimal
+import enum
+import fractions
+import ipaddress
+import math
+import pathlib
 import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import oslo_messaging
-from oslo_utils import strutils
-
-MASK = "***"
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
-_MAX_DEPTH = 16
-_PRIMITIVES = (int, float, bool, type(None))
-_PRIMITIVE_TYPES = frozenset(_PRIMITIVES)
-
-
-@functools.lru_cache(maxsize=4096)
-def is_secret_key(key: str) -> bool:
-    """True when a mapping key names a secret (password, token, key, ...).
-
-    Uses oslo.utils' own list of sensitive names, so the library masks exactly
-    what the rest of OpenStack masks in its logs.
-    """
-    return strutils.mask_dict_password({key: "x"}, secret=MASK)[key] == MASK
-
-
-# oslo.utils' own list of secret names. mask_password() lowercases the text
-# once per name before it looks; one search of the lowercased text for any
-# name first lets the common case (no secret-like word at all) skip it.
-_SECRET_NAMES = tuple(getattr(strutils, "_SANITIZE_KEYS", ()))
-_ANY_SECRET_NAME = (
-    re.compile("|".join(re.escape(name.lower()) for name in _SECRET_NAMES))
-    if _SECRET_NAMES
-    else None
+from nova_notifier.masking import (
+    FILE_LIST_KEYS,
+    MASK,
+    is_secret_key,
+    mask_text,
+    squashed,
 )
 
+__all__ = [
+    "MASK",
+    "TIME_FORMAT",
+    "PayloadSerializer",
+    "WirePayload",
+    "format_time",
+    "is_secret_key",
+    "mask_text",
+    "placeholder",
+    "sanitize",
+    "to_wire",
+]
 
-def mask_text(text: str) -> str:
-    """``text`` with ``password=...``-style secrets replaced by ``***``."""
-    if len(text) <= _CACHED_TEXT_LENGTH:
-        return _mask_short_text(text)
-    return _mask_text(text)
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+_MAX_DEPTH = 16
+_AS_TEXT = (
+    uuid.UUID,
+    decimal.Decimal,
+    fractions.Fraction,
+    ipaddress.IPv4Address,
+    ipaddress.IPv6Address,
+    ipaddress.IPv4Network,
+    ipaddress.IPv6Network,
+    ipaddress.IPv4Interface,
+    ipaddress.IPv6Interface,
+    pathlib.PurePath,
+)
+# Types from libraries not imported here whose str() is their value.
+_AS_TEXT_MODULES = ("netaddr",)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _mask_text(text: str) -> str:
-    if _ANY_SECRET_NAME is not None and not _ANY_SECRET_NAME.search(text.lower()):
-        return text
-    return strutils.mask_password(text, secret=MASK)
+class WirePayload(dict[str, Any]):
+    """A payload the library built itself: already JSON-safe and screened.
 
+    :func:`sanitize` passes it through untouched, so nothing is screened
+    twice and the fields the library builds (ids, names, states, times) are
+    never altered.
+    """
 
-# Payload strings repeat (states, hosts, flavor and image names, uuids of
-# instances still alive): remember the answer for short ones.
-_CACHED_TEXT_LENGTH = 256
-_mask_short_text = functools.lru_cache(maxsize=16384)(_mask_text)
+    __slots__ = ()
 
 
 def placeholder(value: object) -> str:
-    """What an object with no JSON form becomes: its type, never its ``str()``."""
-    return f"<{type(value).__name__}>"
+    """What an object with no faithful text becomes: ``<TypeName>``."""
+    try:
+        return f"<{type(value).__name__}>"
+    except Exception:  # a metaclass with a broken __name__
+        return "<object>"
 
 
-def sanitize(value: Any, _depth: int = 0) -> Any:
-    """Return a JSON-safe copy of ``value`` with secrets masked.
+def format_time(value: datetime.datetime) -> str:
+    """``'%Y-%m-%dT%H:%M:%S.%f'`` text of ``value``, converted to UTC first
+    when it carries a time zone (naive values are taken as UTC)."""
+    if value.tzinfo is not None:
+        offset = value.utcoffset()
+        if offset is not None:
+            value = (value - offset).replace(tzinfo=None)
+        else:
+            value = value.replace(tzinfo=None)
+    return datetime.datetime.isoformat(value, "T", "microseconds")
 
-    Mappings keep their keys (as text) and mask the values of secret-named
-    keys; sequences and sets become lists; datetimes become
-    ``'%Y-%m-%dT%H:%M:%S.%f'`` text; UUIDs and bytes become text; any other
-    object becomes a ``<TypeName>`` placeholder rather than its ``str()``.
-    """
+
+def clean_text(text: str) -> str:
+    """``text`` as strict JSON can carry it: lone surrogates become U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def _text(value: str, screen: bool) -> str:
+    return clean_text(mask_text(value) if screen else value)
+
+
+def _float(value: float) -> float | str:
+    if math.isfinite(value):
+        return value
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _key(key: Any) -> str:
+    if type(key) is str:
+        return clean_text(key)
+    if isinstance(key, (bool, int, float)) or key is None:
+        return str(to_wire(key))
+    wire = to_wire(key)
+    return wire if isinstance(wire, str) else placeholder(key)
+
+
+def _file_list(value: Any, screen: bool, depth: int, path: set[int]) -> Any:
+    """Injected files: each file's path kept, its contents masked."""
+    if not isinstance(value, (list, tuple)):
+        return MASK
+    out: list[Any] = []
+    for item in value:
+        if isinstance(item, Mapping):
+            out.append(
+                {
+                    _key(k): (
+                        MASK
+                        if squashed(_key(k)) == "contents"
+                        else _convert(v, screen, depth + 2, path)
+                    )
+                    for k, v in item.items()
+                }
+            )
+        elif isinstance(item, (list, tuple)) and item:
+            out.append([_convert(item[0], screen, depth + 1, path)] + [MASK])
+        else:
+            out.append(MASK)
+    return out
+
+
+def _mapping(value: Any, screen: bool, depth: int, path: set[int]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = _key(key)
+        if is_secret_key(name):
+            out[name] = MASK
+        elif squashed(name) in FILE_LIST_KEYS:
+            out[name] = _file_list(item, screen, depth, path)
+        else:
+            out[name] = _convert(item, screen, depth + 1, path)
+    return out
+
+
+def _convert(value: Any, screen: bool, depth: int, path: set[int]) -> Any:
     kind = type(value)
     if kind is str:
-        return mask_text(value)
-    if kind in _PRIMITIVE_TYPES:
+        return _text(value, screen)
+    if kind is int or kind is bool or value is None:
         return value
-    if _depth >= _MAX_DEPTH:
-        return placeholder(value)
-    if kind is dict or isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                key = str(key)
-            out[key] = MASK if is_secret_key(key) else sanitize(item, _depth + 1)
-        return out
-    if kind is list:
-        return [sanitize(item, _depth + 1) for item in value]
-    if isinstance(value, str):  # a str subclass
-        return mask_text(str(value))
-    if isinstance(value, _PRIMITIVES):
-        return value
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [sanitize(item, _depth + 1) for item in value]
-    if isinstance(value, datetime.datetime):
-        return value.strftime(TIME_FORMAT)
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes):
-        return mask_text(value.decode("utf-8", "replace"))
+    if kind is float:
+        return _float(value)
+    try:
+        if depth >= _MAX_DEPTH or id(value) in path:
+            return placeholder(value)
+        if kind is dict or isinstance(value, Mapping):
+            path.add(id(value))
+            try:
+                return _mapping(value, screen, depth, path)
+            finally:
+                path.discard(id(value))
+        if kind is list or isinstance(value, (list, tuple, set, frozenset)):
+            path.add(id(value))
+            try:
+                return [_convert(item, screen, depth + 1, path) for item in value]
+            finally:
+                path.discard(id(value))
+        if isinstance(value, enum.Enum):
+            return _convert(value.value, screen, depth + 1, path)
+        if isinstance(value, str):  # a str subclass: its own text, not __str__
+            return _text(str.__str__(value), screen)
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, int):
+            return int.__index__(value)
+        if isinstance(value, float):
+            return _float(float.__float__(value))
+        if isinstance(value, datetime.datetime):
+            return format_time(value)
+        if isinstance(value, (datetime.date, datetime.time)):
+            return value.isoformat()
+        if isinstance(value, _AS_TEXT):
+            return clean_text(str(value))
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return _text(bytes(value).decode("utf-8", "replace"), screen)
+        if (type(value).__module__ or "").partition(".")[0] in _AS_TEXT_MODULES:
+            return clean_text(str(value))
+    except Exception:  # an object whose iteration, items() or str() raises
+        pass
     return placeholder(value)
 
 
-class PayloadSerializer(oslo_messaging.NoOpSerializer):
+def to_wire(value: Any, screen: bool = False) -> Any:
+    """A strict-JSON copy of ``value`` that says what ``value`` says.
+
+    Mappings keep their keys (as text) and mask the values of secret-named
+    keys (injected files keep their paths, lose their contents); sequences
+    and sets become lists; datetimes become ``'%Y-%m-%dT%H:%M:%S.%f'`` text
+    in UTC; dates and times ISO text; UUIDs, IP addresses and networks,
+    Decimals, Fractions and paths their text; enums their value; bytes
+    UTF-8 text; non-finite floats ``"NaN"``/``"Infinity"``/``"-Infinity"``.
+    Cycles and nesting past 16 levels, and any other object, become a
+    ``<TypeName>`` placeholder. With ``screen=True`` every string is also
+    screened for assigned secrets (:func:`~nova_notifier.masking.mask_text`).
+    Never raises; never changes ``value``.
+    """
+    return _convert(value, screen, 0, set())
+
+
+def sanitize(value: Any) -> Any:
+    """What goes on the wire for a payload a caller handed to a ``Notifier``.
+
+    A :class:`WirePayload` built by the library is returned as it is;
+    anything else is free-form and is screened throughout
+    (``to_wire(value, screen=True)``).
+    """
+    if type(value) is WirePayload:
+        return value
+    return _convert(value, True, 0, set())
+
+
+class PayloadSerializer:
     """oslo.messaging serializer that runs every payload through :func:`sanitize`.
 
     Contexts arrive already redacted (see ``notifier.wire_context``) and are
@@ -120,8 +255,14 @@ class PayloadSerializer(oslo_messaging.NoOpSerializer):
     def serialize_entity(self, ctxt: Any, entity: Any) -> Any:
         return sanitize(entity)
 
+    def deserialize_entity(self, ctxt: Any, entity: Any) -> Any:
+        return entity
+
     def serialize_context(self, ctxt: Any) -> Any:
         # A dict, as every real driver sends it; fake:// would otherwise hand
         # the listener the context object itself.
         to_dict = getattr(ctxt, "to_dict", None)
         return to_dict() if callable(to_dict) else ctxt
+
+    def deserialize_context(self, ctxt: Any) -> Any:
+        return ctxt

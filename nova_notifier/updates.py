@@ -11,7 +11,7 @@ from oslo_config import cfg
 
 from nova_notifier import audit, notifier, payload
 from nova_notifier._log import get_logger
-from nova_notifier.serializer import TIME_FORMAT
+from nova_notifier.serializer import WirePayload, format_time, to_wire
 
 LOG = get_logger(__name__)
 
@@ -166,14 +166,14 @@ def update_payload(
     """
     info = payload.info_from_instance(context, instance, None, None)
     begin, end = audit.audit_period_bounds(current_period=True)
-    info.update(states)
+    info.update(to_wire(states))
     info.update(
-        audit_period_beginning=begin.strftime(TIME_FORMAT),
-        audit_period_ending=end.strftime(TIME_FORMAT),
-        bandwidth=bandwidth or {},
+        audit_period_beginning=format_time(begin),
+        audit_period_ending=format_time(end),
+        bandwidth=to_wire(bandwidth, screen=True) if bandwidth else {},
     )
     if old_display_name:
-        info["old_display_name"] = old_display_name
+        info["old_display_name"] = to_wire(old_display_name)
     return info
 
 
@@ -186,4 +186,4 @@ def _send(
     old_display_name: str | None = None,
 ) -> None:
     body = update_payload(context, instance, states, old_display_name)
-    notifier.get_notifier(service, host).info(context, EVENT_TYPE, body)
+    notifier.get_notifier(service, host).info(context, EVENT_TYPE, WirePayload(body))

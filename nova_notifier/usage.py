@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nova_notifier import audit, notifier, payload
+from nova_notifier._log import RateLimited, get_logger
+from nova_notifier.serializer import WirePayload, to_wire
+
+LOG = get_logger(__name__)
+_BAD_EXTRA = RateLimited()
 
 PREFIX = "compute.instance."
 
@@ -54,10 +60,30 @@ def notify_about_instance_usage(
         )
         # Merged here rather than passed as **kw: a key such as "instance" or
         # "context" would otherwise clash with an argument and lose the event.
-        body.update(extra_usage_info or {})
+        body.update(_extra(event_type, extra_usage_info))
         if fault is not None:
             body.update(payload.exception_to_dict(fault))
-        getattr(notifier_, priority_for(event_suffix))(context, event_type, body)
+        getattr(notifier_, priority_for(event_suffix))(
+            context, event_type, WirePayload(body)
+        )
+
+
+def _extra(event_type: str, extra: Any) -> dict[str, Any]:
+    """``extra_usage_info`` screened for secrets; {} (logged) when it is not a
+    mapping: the event still goes out, without what could not be read."""
+    if not extra:
+        return {}
+    wire = to_wire(extra, screen=True) if isinstance(extra, Mapping) else None
+    if not isinstance(wire, dict):
+        _BAD_EXTRA.log(
+            LOG,
+            logging.WARNING,
+            "nova_notifier: %s sent without extra_usage_info: not a mapping (%s)",
+            event_type,
+            type(extra).__name__,
+        )
+        return {}
+    return wire
 
 
 def notify_usage_exists(
