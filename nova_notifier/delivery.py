@@ -32,12 +32,12 @@ import time
 import uuid
 from typing import Any
 
-import oslo_messaging
 from oslo_config import cfg
 from oslo_utils import timeutils
 
 from nova_notifier import rabbit_batch
 from nova_notifier._log import get_logger
+from nova_notifier._messaging import oslo_messaging
 from nova_notifier.exceptions import ConfigError
 from nova_notifier.rabbit_batch import BatchPublisher
 from nova_notifier.serializer import sanitize

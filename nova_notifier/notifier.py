@@ -17,11 +17,11 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import oslo_messaging
 from oslo_config import cfg
 
 from nova_notifier import delivery as delivery_mod
 from nova_notifier._log import RateLimited, get_logger
+from nova_notifier._messaging import oslo_messaging
 from nova_notifier.delivery import Delivery
 from nova_notifier.exceptions import ConfigError, NotInitializedError
 from nova_notifier.serializer import PayloadSerializer, is_secret_key, to_wire

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import amqp
-import oslo_messaging
 from oslo_config import cfg
 
 from nova_notifier._log import get_logger
+from nova_notifier._messaging import oslo_messaging
 
 LOG = get_logger(__name__)
 
