@@ -40,7 +40,10 @@ def main() -> int:
             conf.set_override("spool_path", spool, "notifications")
         nova_notifier.init(conf)
         compute = nova_notifier.get_notifier("compute")
-        instance = {"uuid": "0c0ffee0-0000-4000-8000-00000000beef", "vm_state": "active"}
+        instance = {
+            "uuid": "0c0ffee0-0000-4000-8000-00000000beef",
+            "vm_state": "active",
+        }
         nova_notifier.notify_about_instance_usage(
             compute, {}, instance, "create.end", extra_usage_info={"mode": mode}
         )
