@@ -28,8 +28,33 @@ from nova_notifier.serializer import PayloadSerializer, is_secret_key, to_wire
 
 LOG = get_logger(__name__)
 
+
+class _HostOpt(cfg.StrOpt):
+    """``[DEFAULT] host`` as the library registers it when the application
+    has not (yet) registered its own.
+
+    oslo.config refuses a second, different option of the same name. When
+    the application registers its ``host`` after the library did (after
+    ``init()`` or ``monkey_patch()``), this option takes on the
+    application's definition instead of refusing it, so the application's
+    registration works and both read the same value.
+    """
+
+    def __ne__(self, other: object) -> bool:
+        if (
+            isinstance(other, cfg.Opt)
+            and not isinstance(other, _HostOpt)
+            and other.dest == self.dest
+        ):
+            vars(self).update(vars(other))
+            return False
+        return bool(super().__ne__(other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 OPTS = [
-    cfg.StrOpt(
+    _HostOpt(
         "host",
         default=socket.gethostname(),
         sample_default="<hostname>",
@@ -132,22 +157,29 @@ def init(conf: cfg.ConfigOpts | None = None) -> None:
     conf = cfg.CONF if conf is None else conf
     register_opts(conf)
     _validate(conf)
+    notify_conf = conf.oslo_messaging_notifications
+    enabled = bool(set(notify_conf.driver) - {"noop"}) and bool(notify_conf.topics)
     with _STATE.lock:
-        _release()
+        # Build everything first: a failure leaves the previous set-up (or
+        # none) exactly as it was.
+        stats: Counter[str] = Counter()
         transport = oslo_messaging.get_notification_transport(conf)
-        base = oslo_messaging.Notifier(transport, serializer=PayloadSerializer())
+        delivery = None
+        try:
+            base = oslo_messaging.Notifier(transport, serializer=PayloadSerializer())
+            if enabled and conf.notifications.delivery_mode != delivery_mod.DIRECT:
+                delivery = Delivery(conf, transport, stats)
+        except BaseException:
+            _close_transport(transport)
+            raise
+        _release()
         _STATE.conf = conf
         _STATE.transport = transport
         _STATE.base = base
         _STATE.reinit = False
-        _STATE.stats.clear()
-        drivers = set(conf.oslo_messaging_notifications.driver) - {"noop"}
-        _STATE.enabled = bool(drivers)
-        _STATE.enabled = _STATE.enabled and bool(
-            conf.oslo_messaging_notifications.topics
-        )
-        if _STATE.enabled and conf.notifications.delivery_mode != delivery_mod.DIRECT:
-            _STATE.delivery = Delivery(conf, transport, _STATE.stats)
+        _STATE.stats = stats
+        _STATE.enabled = enabled
+        _STATE.delivery = delivery
     if not _STATE.enabled:
         LOG.warning(
             "nova_notifier: [oslo_messaging_notifications] driver is not set; "
@@ -165,10 +197,14 @@ def _release() -> None:
     if delivery is not None:
         delivery.close()
     if transport is not None:
-        try:
-            transport.cleanup()
-        except Exception:  # a broken transport must not stop a shutdown
-            LOG.exception("nova_notifier: error while closing the transport")
+        _close_transport(transport)
+
+
+def _close_transport(transport: Any) -> None:
+    try:
+        transport.cleanup()
+    except Exception:  # a broken transport must not stop a shutdown
+        LOG.exception("nova_notifier: error while closing the transport")
 
 
 def _after_fork_in_child() -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 
 def list_opts() -> list[tuple[str, list[Any]]]:
-    """``[(group, [opts])]`` as the ``oslo.config.opts`` entry point expects."""
+    """``[(group, [opts])]`` as the ``oslo.config.opts`` entry point expects.
+
+    The options are copies: changing one changes nothing in the library.
+    """
     from nova_notifier import (
         api_fault,
         audit,
@@ -18,7 +22,7 @@ def list_opts() -> list[tuple[str, list[Any]]]:
         updates,
     )
 
-    return [
+    groups = [
         ("DEFAULT", notifier.OPTS + audit.OPTS + monkey.OPTS),
         (
             "notifications",
@@ -29,6 +33,7 @@ def list_opts() -> list[tuple[str, list[Any]]]:
             + delivery.OPTS,
         ),
     ]
+    return copy.deepcopy(groups)
 
 
 def _default_text(opt: Any) -> str:

@@ -68,9 +68,11 @@ class BatchPublisher:
         self, conf: cfg.ConfigOpts, transport_url: str, timeout: float
     ) -> None:
         url = oslo_messaging.TransportURL.parse(conf, transport_url)
-        if not url.hosts:
-            raise ValueError(f"no RabbitMQ host in {transport_url!r}")
-        self._hosts = url.hosts
+        # A URL without a host ("rabbit://", oslo.messaging's default) means
+        # guest@localhost:5672, as oslo.messaging's own driver reads it.
+        self._hosts = url.hosts or [
+            oslo_messaging.TransportHost("localhost", 5672, "guest", "guest")
+        ]
         self._vhost = url.virtual_host or "/"
         self._next_host = 0
         self._timeout = timeout
