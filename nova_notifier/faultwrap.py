@@ -10,6 +10,7 @@ built for them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from wsgiref.util import is_hop_by_hop
@@ -22,6 +23,7 @@ from nova_notifier._log import get_logger
 from nova_notifier.api_fault import enabled as api_fault_enabled
 from nova_notifier.api_fault import send_api_fault
 from nova_notifier.payload import fault_code, formatted_message
+from nova_notifier.serializer import clean_text
 
 LOG = get_logger(__name__)
 
@@ -62,38 +64,60 @@ _ERROR_CLASSES = _error_classes()
 
 
 _NOT_COPIED = {"content-type", "content-length"}
+# RFC 9110 field names are tokens; values are visible latin-1 text and blanks.
+_FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 
-def _header_pairs(headers: Any) -> list[tuple[str, str]]:
+def _valid_header(key: str, value: str) -> bool:
+    return bool(_FIELD_NAME.fullmatch(key)) and bool(_FIELD_VALUE.fullmatch(value))
+
+
+def _header_pairs(exc: BaseException) -> list[tuple[str, str]]:
     """An exception's ``headers`` as text pairs a fault response may carry.
 
-    Hop-by-hop headers (which a WSGI app must not set) and the body's own
-    headers are left out; headers that cannot be read are ignored.
+    Hop-by-hop headers (which a WSGI app must not set), the body's own
+    headers and anything that is not a valid HTTP field (an empty name,
+    CR/LF, text outside latin-1) are left out; headers that cannot be read
+    at all are ignored.
     """
-    if not headers:
-        return []
     try:
+        headers = getattr(exc, "headers", None)
+        if not headers:
+            return []
         items = headers.items() if hasattr(headers, "items") else headers
         pairs = [(str(key), str(value)) for key, value in items]
-    except (TypeError, ValueError):
-        LOG.warning("nova_notifier: ignoring unreadable fault headers %r", headers)
+    except Exception:
+        LOG.warning(
+            "nova_notifier: ignoring unreadable fault headers of %s",
+            type(exc).__name__,
+        )
         return []
-    return [
+    kept = [
         (key, value)
         for key, value in pairs
-        if key.lower() not in _NOT_COPIED and not is_hop_by_hop(key)
+        if key.lower() not in _NOT_COPIED
+        and not is_hop_by_hop(key)
+        and _valid_header(key, value)
     ]
+    if len(kept) < len(pairs):
+        LOG.debug("nova_notifier: fault headers not valid in HTTP were left out")
+    return kept
 
 
 def _fault_message(exc: BaseException, error_cls: type[webob.exc.HTTPError]) -> str:
-    if not getattr(exc, "safe", False):
-        return str(error_cls.explanation)
-    if callable(getattr(exc, "format_message", None)):
-        message = formatted_message(exc)
-        if message is None:  # a broken message must not break the fault
-            return str(error_cls.explanation)
-    else:
-        message = str(exc)
+    explanation = str(error_cls.explanation)
+    try:
+        if not getattr(exc, "safe", False):
+            return explanation
+        if callable(getattr(exc, "format_message", None)):
+            message = formatted_message(exc)
+            if message is None:  # a broken message must not break the fault
+                return explanation
+        else:
+            message = clean_text(str(exc))
+    except Exception:  # a "safe" attribute or str() that raises
+        return explanation
     return f"{type(exc).__name__}: {message}"
 
 
@@ -106,7 +130,7 @@ def fault_response(exc: BaseException) -> tuple[str, list[tuple[str, str]], byte
     """
     error_cls = _ERROR_CLASSES.get(fault_code(exc), webob.exc.HTTPInternalServerError)
     code = int(error_cls.code)
-    headers = _header_pairs(getattr(exc, "headers", None))
+    headers = _header_pairs(exc)
     name = FAULT_NAMES.get(code, DEFAULT_FAULT_NAME)
     fault: dict[str, Any] = {"code": code, "message": _fault_message(exc, error_cls)}
     if code in (413, 429):
@@ -122,8 +146,20 @@ def fault_response(exc: BaseException) -> tuple[str, list[tuple[str, str]], byte
 
 
 def _url(environ: dict[str, Any]) -> str:
-    """The request's full URL (only built on the fault path)."""
-    return str(webob.Request(environ).url)
+    """The request's full URL (only built on the fault path).
+
+    PEP 3333 lets ``PATH_INFO`` (and more) be absent; what is missing is
+    taken as empty rather than failing.
+    """
+    try:
+        if "PATH_INFO" not in environ:
+            environ = {**environ, "PATH_INFO": ""}
+        return str(webob.Request(environ).url)
+    except Exception:
+        scheme = str(environ.get("wsgi.url_scheme") or "http")
+        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or ""
+        path = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
+        return f"{scheme}://{host}{path}"
 
 
 class _Prepended:
@@ -187,7 +223,8 @@ class _HeldResponse:
         self.committed = True
         status = self.status or "500 Internal Server Error"
         if status[:1] == "5":
-            self.wrapper._notify(self.environ, int(status[:3]), f"HTTP {status}")
+            code = int(status[:3]) if status[:3].isdigit() else 500
+            self.wrapper._notify(self.environ, code, f"HTTP {status}")
         return self.start_response(status, self.headers)
 
 
@@ -254,7 +291,11 @@ class FaultWrapper:
     def _fault(
         self, environ: dict[str, Any], start_response: StartResponse, exc: BaseException
     ) -> list[bytes]:
-        status, headers, body = fault_response(exc)
+        try:
+            status, headers, body = fault_response(exc)
+        except Exception:  # the last resort: a plain 500 fault
+            LOG.exception("nova_notifier: could not build the fault response")
+            status, headers, body = fault_response(Exception())
         code = int(status[:3])
         if code >= 500:
             LOG.exception("Caught error: %s", type(exc).__name__)

@@ -51,9 +51,14 @@ def notify_about_instance_usage(
     oslo.messaging ``Notifier``). Never raises: a malformed instance is
     logged and counted as a drop.
     """
-    event_type = event_type_for(event_suffix)
     if isinstance(notifier_, notifier.Notifier) and notifier.sending_disabled():
         return
+    if not isinstance(event_suffix, str):
+        notifier.record_drop(
+            PREFIX + "?", f"event_suffix is not text: {type(event_suffix).__name__}"
+        )
+        return
+    event_type = event_type_for(event_suffix)
     with notifier.dropping(event_type):
         body = payload.info_from_instance(
             context, instance, network_info, system_metadata
