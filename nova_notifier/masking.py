@@ -163,28 +163,30 @@ def is_secret_key(name: str) -> bool:
     return len(words) > 1 and words[-1] == "key" and words[-2] in _KEY_QUALIFIERS
 
 
-_QUOTED = r"""(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')"""
-_ESCAPED_QUOTED = r'(?:\\"(?:[^"\\\n]|\\[^"\n])*\\")'
+# Values: a quoted string (at most 4096 characters), or a bare word.
+_QUOTED = r"""(?:"(?:[^"\\\n]|\\.){0,4096}"|'(?:[^'\\\n]|\\.){0,4096}')"""
+_ESCAPED_QUOTED = r'(?:\\"(?:[^"\\\n]|\\[^"\n]){0,4096}\\")'
 _BARE = r"""[^\s,;&'"<>(){}\[\]]+"""
-# Each rule matches a name and its separator; the value that follows is only
-# looked at (a lookahead), so that when the name is harmless the scan goes
-# on right after it and a secret later in the value is still found
-# ("http://api/x?token=..." is the harmless name "http", then "token").
+_VALUE = re.compile(rf"{_ESCAPED_QUOTED}|{_QUOTED}|{_BARE}")
+_CLI_VALUE = re.compile(rf"{_QUOTED}|(?!-)[^\s'\"]+")
+_LINE_VALUE = re.compile(r"[^\s\"'][^\r\n]*")
+# The rules match a name and its separator only; the value is read after,
+# and only when the name is a secret's. Every name must start where a word
+# starts (the lookbehinds) and is at most 64 characters long, so a scan
+# costs time in proportion to the text, whatever the text is.
 _TEXT_RULES = re.compile(
-    # scheme://user:PASSWORD@host
-    r"(?P<url>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:)(?=(?P<url_pw>[^\s/@]+)@)"
+    # scheme://user:PASSWORD@host (the password is read right here)
+    r"(?P<url>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^\s:/@]{0,256}:)"
+    r"(?=(?P<url_pw>[^\s/@]{1,512})@)"
     # "key": "value", 'key' = 'value', \"key\": \"value\"
-    r"|(?P<q>\\?[\"'])(?P<qname>[A-Za-z_][\w.\-]{0,63})(?P=q)\s*[:=]\s*"
-    rf"(?=(?P<qv>{_ESCAPED_QUOTED}|{_QUOTED}|{_BARE}))"
+    r"|(?P<q>\\?[\"'])(?P<qname>[A-Za-z_][\w.\-]{0,63})(?P=q)\s{0,8}[:=]\s{0,8}"
     # Authorization: Bearer abc, Cookie: a=b; c=d (to the end of the line)
     r"|(?<![\w.\-])(?P<hname>(?i:(?:proxy[-_]?)?authorization|(?:set[-_]?)?cookie))"
-    r"[ \t]*:[ \t]*(?=(?P<hv>[^\s\"'][^\r\n]*))"
+    r"[ \t]{0,8}:[ \t]{0,8}"
     # --key value, --key=value
-    r"|(?<![\w\-])--(?P<cname>[A-Za-z][\w\-]{0,63})(?:[ \t]+|=)"
-    rf"(?=(?P<cv>{_QUOTED}|(?!-)[^\s'\"]+))"
+    r"|(?<![\w\-])--(?P<cname>[A-Za-z][\w\-]{0,63})(?:[ \t]{1,8}|=)"
     # key=value, key: value (also ?key=value&...)
-    r"|(?<![\w.\-])(?P<aname>[A-Za-z_][\w.\-]{0,63})[ \t]*[=:][ \t]*"
-    rf"(?=(?P<av>{_QUOTED}|{_BARE}))"
+    r"|(?<![\w.\-])(?P<aname>[A-Za-z_][\w.\-]{0,63})[ \t]{0,8}[=:][ \t]{0,8}"
 )
 # Cheap first look: without one of these no rule can fire.
 _MAYBE = re.compile(r"[=:]|--")
@@ -198,17 +200,25 @@ def _masked_value(value: str) -> str:
     return MASK
 
 
-def _secret_value(match: re.Match[str]) -> str | None:
-    """The value group of a rule that fired on a secret, else None."""
+def _secret_value(text: str, match: re.Match[str]) -> tuple[int, str] | None:
+    """Where the secret value after ``match`` ends and what replaces it;
+    None when the name is harmless or no value follows."""
+    end = match.end()
     if match.group("url") is not None:
-        return "url_pw"
+        return match.end("url_pw"), MASK
     if match.group("hname") is not None:
-        return "hv"
-    for name_group, value_group in (("qname", "qv"), ("cname", "cv"), ("aname", "av")):
-        name = match.group(name_group)
-        if name is not None:
-            return value_group if is_secret_key(name) else None
-    return None
+        value = _LINE_VALUE.match(text, end)
+        return None if value is None else (value.end(), MASK)
+    name = match.group("qname") or match.group("aname")
+    pattern = _VALUE
+    if name is None:
+        name, pattern = match.group("cname"), _CLI_VALUE
+    if not is_secret_key(name):
+        return None
+    value = pattern.match(text, end)
+    if value is None:
+        return None
+    return value.end(), _masked_value(value.group(0))
 
 
 def _mask(text: str) -> str:
@@ -216,17 +226,13 @@ def _mask(text: str) -> str:
     pos = 0
     search = _TEXT_RULES.search
     while (match := search(text, pos)) is not None:
-        value_group = _secret_value(match)
-        if value_group is None:
-            continue_at = match.end()
-            pieces.append(text[pos:continue_at])
+        found = _secret_value(text, match)
+        pieces.append(text[pos : match.end()])
+        if found is None:
+            pos = match.end()
         else:
-            value = match.group(value_group)
-            masked = MASK if value_group in ("url_pw", "hv") else _masked_value(value)
-            pieces.append(text[pos : match.end()])
-            pieces.append(masked)
-            continue_at = match.end(value_group)
-        pos = continue_at
+            pos, replacement = found
+            pieces.append(replacement)
     if not pieces:
         return text
     pieces.append(text[pos:])

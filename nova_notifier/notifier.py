@@ -24,7 +24,12 @@ from nova_notifier._log import RateLimited, get_logger
 from nova_notifier._messaging import oslo_messaging
 from nova_notifier.delivery import Delivery
 from nova_notifier.exceptions import ConfigError, NotInitializedError
-from nova_notifier.serializer import PayloadSerializer, is_secret_key, to_wire
+from nova_notifier.serializer import (
+    PayloadSerializer,
+    clean_text,
+    is_secret_key,
+    to_wire,
+)
 
 LOG = get_logger(__name__)
 
@@ -398,7 +403,7 @@ class Notifier:
     __slots__ = ("publisher_id",)
 
     def __init__(self, publisher_id: str) -> None:
-        self.publisher_id = publisher_id
+        self.publisher_id = clean_text(publisher_id)
 
     def __repr__(self) -> str:
         return f"<nova_notifier.Notifier publisher_id={self.publisher_id!r}>"
@@ -409,6 +414,10 @@ class Notifier:
 
     def notify(self, ctxt: Any, event_type: str, payload: Any, priority: str) -> None:
         """Emit ``event_type`` at ``priority`` (a name of :data:`PRIORITIES`)."""
+        if type(event_type) is not str:
+            record_drop("?", f"event_type is not text: {type(event_type).__name__}")
+            return
+        event_type = clean_text(event_type)
         try:
             if _STATE.reinit:
                 _reinit_after_fork()
