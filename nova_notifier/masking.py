@@ -163,6 +163,19 @@ def is_secret_key(name: str) -> bool:
     return len(words) > 1 and words[-1] == "key" and words[-2] in _KEY_QUALIFIERS
 
 
+NORMAL, SECRET, FILE_LIST = 0, 1, 2
+
+
+@functools.lru_cache(maxsize=8192)
+def key_kind(name: str) -> int:
+    """How a mapping key's value is treated: ``SECRET`` (masked whole),
+    ``FILE_LIST`` (injected files: paths kept, contents masked) or
+    ``NORMAL``."""
+    if is_secret_key(name):
+        return SECRET
+    return FILE_LIST if squashed(name) in FILE_LIST_KEYS else NORMAL
+
+
 # Values: a quoted string (at most 4096 characters), or a bare word.
 _QUOTED = r"""(?:"(?:[^"\\\n]|\\.){0,4096}"|'(?:[^'\\\n]|\\.){0,4096}')"""
 _ESCAPED_QUOTED = r'(?:\\"(?:[^"\\\n]|\\[^"\n]){0,4096}\\")'
@@ -188,8 +201,6 @@ _TEXT_RULES = re.compile(
     # key=value, key: value (also ?key=value&...)
     r"|(?<![\w.\-])(?P<aname>[A-Za-z_][\w.\-]{0,63})[ \t]{0,8}[=:][ \t]{0,8}"
 )
-# Cheap first look: without one of these no rule can fire.
-_MAYBE = re.compile(r"[=:]|--")
 
 
 def _masked_value(value: str) -> str:
@@ -249,7 +260,8 @@ def mask_text(text: str) -> str:
     Only assignment-like forms are masked (see the module's docstring);
     everything else in ``text`` comes back unchanged, byte for byte.
     """
-    if not _MAYBE.search(text):
+    # Cheap first look: without one of these no rule can fire.
+    if "=" not in text and ":" not in text and "--" not in text:
         return text
     if len(text) <= _CACHED_LENGTH:
         return _mask_short(text)

@@ -31,9 +31,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from nova_notifier.masking import (
-    FILE_LIST_KEYS,
     MASK,
+    NORMAL,
+    SECRET,
     is_secret_key,
+    key_kind,
     mask_text,
     squashed,
 )
@@ -159,12 +161,13 @@ def _mapping(value: Any, screen: bool, depth: int, path: set[int]) -> dict[str, 
     out: dict[str, Any] = {}
     for key, item in value.items():
         name = _key(key)
-        if is_secret_key(name):
-            out[name] = MASK
-        elif squashed(name) in FILE_LIST_KEYS:
-            out[name] = _file_list(item, screen, depth, path)
-        else:
+        kind = key_kind(name)
+        if kind == NORMAL:
             out[name] = _convert(item, screen, depth + 1, path)
+        elif kind == SECRET:
+            out[name] = MASK
+        else:
+            out[name] = _file_list(item, screen, depth, path)
     return out
 
 
