@@ -444,8 +444,8 @@ class Notifier:
             _STATE.stats["queued"] += 1
             _STATE.stats["sent"] += 1
         except Exception as exc:
-            _STATE.stats["dropped"] += 1
-            LOG.exception("nova_notifier: dropped %s notification: %s", event_type, exc)
+            record_drop(event_type, describe(exc))
+            LOG.debug("nova_notifier: why %s was dropped", event_type, exc_info=True)
 
     def audit(self, ctxt: Any, event_type: str, payload: Any) -> None:
         self.notify(ctxt, event_type, payload, "audit")
