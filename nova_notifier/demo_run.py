@@ -9,7 +9,6 @@ import os
 import sys
 import threading
 import time
-import uuid
 from typing import Any
 
 import oslo_messaging
@@ -20,7 +19,7 @@ from paste.deploy import loadapp
 import nova_notifier
 from nova_notifier import display
 from nova_notifier import notifier as notifier_mod
-from nova_notifier.amqp_queues import delete_queues
+from nova_notifier.amqp_queues import one_off_pool
 from nova_notifier.listen import envelope
 
 DEMO_PATCH = "nova_notifier.demo.hypervisor:nova_notifier.notify_decorator"
@@ -186,10 +185,10 @@ def run(args: argparse.Namespace) -> int:
     start = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     printer = _Printer(args.json, start - datetime.timedelta(seconds=1))
     in_process = args.transport_url.startswith("fake:")
-    # On a broker, listen through a queue of our own (a one-off pool, removed
-    # at the end) so other consumers of the topic neither miss nor steal
-    # messages.
-    pool = None if in_process else f"nova-notifier-demo-{uuid.uuid4().hex[:12]}"
+    # On a broker, listen through a queue of our own (a one-off pool, which
+    # the broker deletes when we go) so other consumers of the topic neither
+    # miss nor steal messages.
+    pool = None if in_process else one_off_pool("demo")
     transport = (
         notifier_mod.transport()
         if in_process
@@ -235,4 +234,3 @@ def run(args: argparse.Namespace) -> int:
         nova_notifier.cleanup()
         if pool is not None:
             transport.cleanup()
-            delete_queues(args.transport_url, [pool])

@@ -16,6 +16,7 @@ import oslo_messaging
 from oslo_config import cfg
 
 from nova_notifier import display
+from nova_notifier.amqp_queues import one_off_pool
 from nova_notifier.bus_args import add_bus_arguments
 from nova_notifier.notifier import PRIORITIES, register_opts
 from nova_notifier.serializer import is_secret_key
@@ -124,12 +125,16 @@ def serve(
     endpoint: Any,
     done: threading.Event,
     tick: Callable[[], None] | None = None,
+    tool: str = "listen",
 ) -> None:
     """Feed ``endpoint`` from the bus until ``done``, --timeout or a signal.
 
     Ctrl-C and SIGTERM set ``done``; ``tick`` is called about twice a second
-    while listening. The listener's queue outlives the call only when it is a
-    named pool's.
+    while listening. Without ``--pool`` it listens on a one-off queue of its
+    own (:func:`~nova_notifier.amqp_queues.one_off_pool`, named after
+    ``tool``) that the broker deletes when the listener goes, so it takes
+    nothing from other consumers of the topic; a named pool's queue
+    outlives the call.
     """
     conf = cfg.ConfigOpts()
     cli = [item for path in args.config_file for item in ("--config-file", path)]
@@ -137,19 +142,24 @@ def serve(
     register_opts(conf)
     transport = oslo_messaging.get_notification_transport(conf, url=args.transport_url)
     topics = args.topic or ["notifications"]
+    pool = args.pool or one_off_pool(tool)
     listener = oslo_messaging.get_notification_listener(
         transport,
         [oslo_messaging.Target(topic=topic) for topic in topics],
         [endpoint],
         executor="threading",
-        pool=args.pool,
+        pool=pool,
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())
     listener.start()
     print(
-        f"listening on {', '.join(topics)}"
-        + (f" (pool {args.pool})" if args.pool else ""),
+        f"listening on {', '.join(topics)} "
+        + (
+            f"(pool {pool})"
+            if args.pool
+            else f"(one-off queue {pool}, deleted when this exits)"
+        ),
         file=sys.stderr,
         flush=True,
     )

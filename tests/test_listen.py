@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import uuid
@@ -15,7 +17,7 @@ from oslo_context import context as oslo_context
 import nova_notifier
 from nova_notifier.amqp_queues import delete_queues
 from nova_notifier.listen import Tail
-from tests.conftest import RABBIT_URL
+from tests.conftest import RABBIT_URL, queue_state, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INSTANCE = {"uuid": "9a1b2c3d-0000-4d2b-9c3e-5f6a7b8c9d0e", "vm_state": "active"}
@@ -40,12 +42,20 @@ def _listen(transport_url: str, *extra: str) -> subprocess.Popen:
     )
 
 
-def _wait_until_listening(proc: subprocess.Popen) -> None:
-    """Read its standard error until it says its queue exists."""
+def _wait_until_listening(proc: subprocess.Popen) -> str:
+    """Read its standard error until it says its queue exists; that line."""
     assert proc.stderr is not None
     for line in proc.stderr:
         if line.startswith("listening on"):
-            return
+            return line
+    raise AssertionError(f"listener exited: {proc.wait()}")
+
+
+def _one_off_queue(line: str) -> str:
+    """The queue name in ``listening on T (one-off queue NAME, ...)``."""
+    match = re.search(r"\(one-off queue (\S+), deleted when this exits\)", line)
+    assert match, line
+    return match.group(1)
 
 
 def test_filters_and_json_envelope_without_secrets():
@@ -135,3 +145,83 @@ def test_sigterm_ends_the_listener_cleanly():
     proc.terminate()
     proc.wait(timeout=30)
     assert proc.returncode == 0
+
+
+def _send_updates(count: int) -> None:
+    ctxt = oslo_context.RequestContext(request_id="req-one-off", overwrite=False)
+    for n in range(count):
+        nova_notifier.send_update_with_states(
+            ctxt, {**INSTANCE, "display_name": f"vm-{n}"}, None, None, None, None
+        )
+
+
+@pytest.mark.broker
+def test_listen_without_a_pool_takes_nothing_from_the_shared_queue(broker_env):
+    """broker_env's listener reads ``<topic>.info`` as Ceilometer reads
+    ``notifications.info``: with listen running beside it without --pool,
+    both get every message, and listen's own queue goes when it exits."""
+    broker_env.override("notify_on_state_change", "vm_state", group="notifications")
+    sent = 20
+    proc = _listen(
+        RABBIT_URL,
+        "--topic",
+        broker_env.topic,
+        "--json",
+        "--count",
+        str(sent),
+        "--timeout",
+        "60",
+    )
+    try:
+        queue = _one_off_queue(_wait_until_listening(proc))
+        assert queue.startswith("nova-notifier-listen-")
+        assert f"-{proc.pid}-" in queue
+        wait_until(lambda: queue_state(queue) == (0, 1), "its queue had a consumer")
+        _send_updates(sent)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    names = [json.loads(line)["payload"]["display_name"] for line in out.splitlines()]
+    assert names == [f"vm-{n}" for n in range(sent)]
+    shared = broker_env.collector.wait_for(sent, event_type="compute.instance.update")
+    assert sorted(r.payload["display_name"] for r in shared) == sorted(names)
+    wait_until(lambda: queue_state(queue) is None, "its queue was deleted")
+    assert queue_state(f"{broker_env.topic}.info") is not None  # the shared one stays
+
+
+@pytest.mark.broker
+def test_a_listener_killed_with_sigkill_leaves_no_queue(broker_env):
+    proc = _listen(RABBIT_URL, "--topic", broker_env.topic, "--timeout", "60")
+    try:
+        queue = _one_off_queue(_wait_until_listening(proc))
+        wait_until(lambda: queue_state(queue) == (0, 1), "its queue had a consumer")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    wait_until(lambda: queue_state(queue) is None, "the broker deleted its queue")
+
+
+@pytest.mark.broker
+def test_a_named_pool_outlives_the_listener_and_keeps_what_comes_after(broker_env):
+    broker_env.override("notify_on_state_change", "vm_state", group="notifications")
+    pool = f"nn-listen-{uuid.uuid4().hex[:10]}"
+    args = ("--topic", broker_env.topic, "--pool", pool, "--timeout", "60")
+    proc = _listen(RABBIT_URL, *args, "--count", "1")
+    try:
+        line = _wait_until_listening(proc)
+        assert f"(pool {pool})" in line
+        _send_updates(1)
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        # gone is the listener, not its queue: what is sent now waits in it
+        _send_updates(2)
+        wait_until(lambda: queue_state(pool) == (2, 0), "2 messages waited")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        delete_queues(RABBIT_URL, [pool])

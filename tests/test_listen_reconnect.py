@@ -25,14 +25,19 @@ import time
 import uuid
 from collections.abc import Callable
 
-import kombu
 import oslo_messaging
 import pytest
 from oslo_config import cfg
 
-from nova_notifier.amqp_queues import delete_queues, kombu_url
+from nova_notifier.amqp_queues import delete_queues
 from nova_notifier.testing.tcpproxy import FaultProxy
-from tests.conftest import PRIORITIES, RABBIT_URL, broker_available
+from tests.conftest import (
+    PRIORITIES,
+    RABBIT_URL,
+    broker_available,
+    queue_state,
+    wait_until,
+)
 from tests.test_listen import _listen
 
 OUTAGE = 3.0  # seconds the "broker" stays down
@@ -84,26 +89,6 @@ def _markers(lines: list[str]) -> list[str]:
     return [json.loads(line)["payload"]["marker"] for line in lines]
 
 
-def _queue(name: str) -> tuple[int, int] | None:
-    """(ready messages, consumers) of a queue on the broker; None if missing."""
-    with kombu.Connection(kombu_url(RABBIT_URL)) as conn:
-        channel = conn.channel()
-        try:
-            _, messages, consumers = channel.queue_declare(name, passive=True)
-        except conn.channel_errors:  # 404 NOT_FOUND closes the channel
-            return None
-        channel.close()
-        return messages, consumers
-
-
-def _until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    """Poll ``check`` (a broker query) until it holds; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{timeout}s passed before {what}"
-        time.sleep(0.05)
-
-
 def _wait_queue(
     name: str, check: Callable[[int, int], bool], what: str, timeout: float = 30
 ) -> int:
@@ -111,12 +96,12 @@ def _wait_queue(
     state: list[tuple[int, int] | None] = [None]
 
     def holds() -> bool:
-        state[0] = _queue(name)
+        state[0] = queue_state(name)
         assert state[0] is not None, f"queue {name} is gone, waiting for {what}"
         return check(*state[0])
 
     try:
-        _until(holds, what, timeout)
+        wait_until(holds, what, timeout)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; (messages, consumers) = {state[0]}") from None
     assert state[0] is not None
@@ -178,7 +163,7 @@ def test_listen_reconnects_after_a_broker_restart():
         second = publish("during", SECOND)
         _wait_queue(pool, lambda m, c: m == held + SECOND, "the 2nd batch queued")
         # The listener is trying to come back, and is being refused.
-        _until(lambda: proxy.accepted > connections, "a reconnection attempt")
+        wait_until(lambda: proxy.accepted > connections, "a reconnection attempt")
         time.sleep(max(0.0, OUTAGE - (time.monotonic() - cut_at)))  # the outage
         assert proc.poll() is None, f"listen died in the outage:\n{err.text()}"
         assert len(out.lines) == FIRST, "printed something while cut off"
