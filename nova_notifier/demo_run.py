@@ -20,6 +20,7 @@ import nova_notifier
 from nova_notifier import display
 from nova_notifier import notifier as notifier_mod
 from nova_notifier.amqp_queues import one_off_pool
+from nova_notifier.demo.api import DEFAULT_IMAGE
 from nova_notifier.listen import envelope
 
 DEMO_PATCH = "nova_notifier.demo.hypervisor:nova_notifier.notify_decorator"
@@ -163,12 +164,20 @@ class _Driver:
     def run(self) -> None:
         """Two boots, a failed boot, a missing server, a delete, a crash."""
         servers = []
+        # flavorRef as a Nova client may send it: an id, a name, a URL
         for name, flavor, fail in (
-            ("web-1", "m1.small", False),
+            ("web-1", "2", False),
             ("web-2", "m1.tiny", False),
-            ("db-1", "m1.medium", True),
+            ("db-1", "http://127.0.0.1:8774/v2.1/flavors/3", True),
         ):
-            body = {"server": {"name": name, "flavorRef": flavor, "fail": fail}}
+            body = {
+                "server": {
+                    "name": name,
+                    "flavorRef": flavor,
+                    "imageRef": f"http://127.0.0.1:9292/images/{DEFAULT_IMAGE}",
+                    "fail": fail,
+                }
+            }
             resp = self.request("POST", "/servers", body)
             servers.append(resp.json_body["server"]["id"])
         self.request("GET", "/servers/no-such-server")
