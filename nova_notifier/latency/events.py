@@ -159,6 +159,8 @@ class Tracker:
         self.without_payload = 0
         self.without_instance = 0
         self.bad_timestamp = 0
+        #: compute.instance.update notifications no phase starts or ends with
+        self.updates_not_used = 0
         self.ignored: Counter[str] = Counter()
         self._seen_ids: set[str] = set()
         #: the duplicate window, live; None: every id is kept (a file)
@@ -242,8 +244,9 @@ class Tracker:
                 kind = ACCEPTED if publisher_id.startswith("api.") else BUILDING
             elif payload.get("new_task_state") == "rebuilding":
                 kind = REBUILDING
-            else:
-                return  # an update no phase starts or ends with
+            else:  # an update no phase starts or ends with
+                self.updates_not_used += 1
+                return
         else:
             kind = _SUFFIX_KINDS.get(event_type, -1)
             if kind < 0:
