@@ -146,20 +146,23 @@ def test_a_lone_surrogate_in_a_name_is_printed_escaped(tmp_path):
 
 
 def test_a_truncated_gzip_reports_what_came_before(tmp_path):
+    first = tmp_path / "first.jsonl"  # a whole file before the cut one
+    first.write_text("".join(_good_lines()))
     good = "".join(_good_lines() * 400).encode()
     packed = gzip.compress(good)
     path = tmp_path / "cut.jsonl.gz"
     path.write_bytes(packed[: len(packed) // 2])
-    done = _latency("--from", str(path), "--json")
+    done = _latency("--from", str(first), "--from", str(path), "--json")
     stderr = done.stderr.decode()
     assert done.returncode == 0, stderr
     assert "Traceback" not in stderr
-    assert "cut.jsonl.gz: cut short after" in stderr
     src = json.loads(done.stdout)["input"]
-    assert 0 < src["notifications"] < 400 * 10
+    read = src["lines"] - 10 - 1  # the cut file's whole lines
+    assert 0 < read < 400 * 10
+    assert f"cut.jsonl.gz: cut short after {read:,} lines (" in stderr
+    assert src["notifications"] == 10 + read
     assert src["unreadable"] == 1  # the line it was reading when the file ended
     assert src["unreadable_lines"] == [src["lines"]]
-    assert src["lines"] == src["notifications"] + 1
 
 
 def test_a_file_that_is_not_gzip_at_all_is_unreadable(tmp_path):

@@ -144,6 +144,7 @@ def read_files(paths: list[str], tracker: Tracker, progress: _Progress) -> None:
     for path in paths:
         name = "stdin" if path == "-" else os.path.basename(path)
         with _open(path) as (lines, raw, size):
+            before = tracker.lines
             read = lines.readlines if lines is raw else _lines_until_cut(lines)
             while True:
                 try:
@@ -156,7 +157,7 @@ def read_files(paths: list[str], tracker: Tracker, progress: _Progress) -> None:
                     progress.done(_status(name, tracker, progress, raw, size, True))
                     print(
                         f"nova-notifier latency: {name}: cut short after "
-                        f"{tracker.lines - 1:,} lines ({cut.reason}); "
+                        f"{tracker.lines - 1 - before:,} lines ({cut.reason}); "
                         "reporting what came before",
                         file=sys.stderr,
                     )
