@@ -134,14 +134,25 @@ def serve(
     own (:func:`~nova_notifier.amqp_queues.one_off_pool`, named after
     ``tool``) that the broker deletes when the listener goes, so it takes
     nothing from other consumers of the topic; a named pool's queue
-    outlives the call.
+    outlives the call. A pool named like the shared queue (``<topic>.info``)
+    is refused: SystemExit(2).
     """
+    topics = args.topic or ["notifications"]
+    shared = {f"{topic}.{priority}" for topic in topics for priority in PRIORITIES}
+    if args.pool in shared:
+        print(
+            f"nova-notifier {tool}: --pool {args.pool} is the queue every "
+            "pool-less consumer of the topic reads (Ceilometer reads "
+            "notifications.info): listening on it would take their messages; "
+            "name a pool of your own, or leave --pool out",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     conf = cfg.ConfigOpts()
     cli = [item for path in args.config_file for item in ("--config-file", path)]
     conf(cli, project="nova-notifier", default_config_files=[])
     register_opts(conf)
     transport = oslo_messaging.get_notification_transport(conf, url=args.transport_url)
-    topics = args.topic or ["notifications"]
     pool = args.pool or one_off_pool(tool)
     listener = oslo_messaging.get_notification_listener(
         transport,

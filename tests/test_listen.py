@@ -225,3 +225,31 @@ def test_a_named_pool_outlives_the_listener_and_keeps_what_comes_after(broker_en
         if proc.poll() is None:
             proc.kill()
         delete_queues(RABBIT_URL, [pool])
+
+
+@pytest.mark.parametrize("tool", ["listen", "latency"])
+def test_a_pool_named_like_the_shared_queue_is_refused(tool):
+    proc = subprocess.run(
+        [sys.executable, "-m", "nova_notifier.cli", tool]
+        + ["--transport-url", "fake://", "--topic", "nn-shared"]
+        + ["--pool", "nn-shared.info", "--timeout", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "--pool nn-shared.info is the queue every pool-less consumer" in (
+        proc.stderr
+    )
+    assert not any(line.startswith("listening on") for line in proc.stderr.splitlines())
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_pool_of_its_own_name_is_taken():
+    proc = _listen_fake("--topic", "nn-shared", "--pool", "nn-shared-info")
+    line = _wait_until_listening(proc)
+    proc.terminate()
+    proc.wait(timeout=30)
+    assert line.strip() == "listening on nn-shared (pool nn-shared-info)"
+    assert proc.returncode == 0
