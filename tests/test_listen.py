@@ -10,12 +10,13 @@ import signal
 import subprocess
 import sys
 import uuid
+from typing import Any
 
 import pytest
 from oslo_context import context as oslo_context
 
 import nova_notifier
-from nova_notifier.amqp_queues import delete_queues
+from nova_notifier.amqp_queues import delete_queues, one_off_pool
 from nova_notifier.listen import Tail
 from tests.conftest import RABBIT_URL, queue_state, wait_until
 
@@ -253,3 +254,35 @@ def test_a_pool_of_its_own_name_is_taken():
     proc.wait(timeout=30)
     assert line.strip() == "listening on nn-shared (pool nn-shared-info)"
     assert proc.returncode == 0
+
+
+def _consumer(queue_name: str) -> Any:
+    """The rabbit driver's consumer for a pool queue, quorum queues configured."""
+    from oslo_messaging._drivers import impl_rabbit
+
+    return impl_rabbit.Consumer(
+        exchange_name="openstack",
+        queue_name=queue_name,
+        routing_key="notifications.info",
+        type="topic",
+        durable=True,
+        exchange_auto_delete=False,
+        queue_auto_delete=False,
+        callback=None,
+        rabbit_quorum_queue=True,
+        rabbit_quorum_queue_config=impl_rabbit.QuorumMemConfig(3, 0, 0),
+    )
+
+
+def test_only_a_one_off_pool_queue_is_made_auto_delete():
+    one_off = one_off_pool("test")
+    assert one_off.startswith("nova-notifier-test-") and f"-{os.getpid()}-" in one_off
+    assert one_off_pool("test") != one_off  # a fresh name each time
+    mine = _consumer(one_off)
+    assert (mine.queue_auto_delete, mine.durable) == (True, False)
+    # a transient classic queue: quorum queues cannot be auto-delete
+    assert mine.queue_arguments == {"x-expires": 60_000}
+    assert mine.exchange.auto_delete is False  # the exchange is left as it was
+    named = _consumer("my-pool")  # a named pool, or any other queue: untouched
+    assert (named.queue_auto_delete, named.durable) == (False, True)
+    assert named.queue_arguments == {"x-queue-type": "quorum", "x-delivery-limit": 3}
