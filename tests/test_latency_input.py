@@ -247,3 +247,16 @@ def test_live_latency_without_a_pool_leaves_no_queue():
     assert proc.returncode == 0
     assert json.loads(out)["input"]["notifications"] == 0
     wait_until(lambda: queue_state(queue) is None, "its queue was deleted")
+
+
+def test_a_line_read_again_after_a_stale_view_is_counted_as_what_it_is():
+    """simdjson refuses to parse while a view of the last document lives;
+    the reader then reads the line again, and a JSON ``null`` is a line that
+    is not a notification, not an unreadable one."""
+    tracker = Tracker()
+    view = tracker._parser.parse(b'{"b": [1]}')["b"]  # keeps the parser busy
+    tracker.add_line(b"null\n")
+    assert (tracker.lines, tracker.not_notification, tracker.unreadable) == (1, 1, 0)
+    tracker.add_line(_good_lines()[0].encode())
+    assert tracker.notifications == 1
+    del view

@@ -50,6 +50,7 @@ _fromisoformat = datetime.datetime.fromisoformat
 _KEEP_LINE_NUMBERS = 5
 
 Event = tuple[float, int, str, str]
+_UNREADABLE: Any = object()  # what _reparse gives for a line it cannot read
 
 
 def _refuse(constant: str) -> Any:
@@ -185,7 +186,7 @@ class Tracker:
         except RuntimeError:  # a view of the last line outlived it, or a bigint
             self._parser = simdjson.Parser()
             record = self._reparse(line)
-            if record is None:
+            if record is _UNREADABLE:
                 self._unreadable()
                 return
         if type(record) not in _OBJECTS:
@@ -205,19 +206,19 @@ class Tracker:
         )
 
     def _reparse(self, line: bytes | str) -> Any:
-        """The line parsed again, or None: simdjson with a fresh parser, else
-        strict JSON by the standard library (simdjson refuses integers past
-        64 bits)."""
+        """The line parsed again, or ``_UNREADABLE``: simdjson with a fresh
+        parser, else strict JSON by the standard library (simdjson refuses
+        integers past 64 bits)."""
         try:
             return self._parser.parse(line)
         except ValueError:
-            return None
+            return _UNREADABLE
         except RuntimeError:
             pass
         try:
             return json.loads(line, parse_constant=_refuse)
         except (ValueError, RecursionError):  # UnicodeDecodeError included
-            return None
+            return _UNREADABLE
 
     def _unreadable(self) -> None:
         self.unreadable += 1
