@@ -22,9 +22,10 @@ def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--pool",
-        help="listener pool: listeners sharing a pool share the messages; "
-        "without one this listener competes with other pool-less consumers "
-        "of the topic",
+        help="listener pool: listeners sharing a pool share the messages, and "
+        "its queue stays on the broker after they exit; without one, a one-off "
+        "queue of this process's own, deleted when it exits (never another "
+        "consumer's queue)",
     )
     parser.add_argument(
         "--count", type=int, help="exit after this many (matching) notifications"

@@ -9,7 +9,6 @@ import os
 import sys
 import threading
 import time
-import uuid
 from typing import Any
 
 import oslo_messaging
@@ -20,7 +19,8 @@ from paste.deploy import loadapp
 import nova_notifier
 from nova_notifier import display
 from nova_notifier import notifier as notifier_mod
-from nova_notifier.amqp_queues import delete_queues
+from nova_notifier.amqp_queues import one_off_pool
+from nova_notifier.demo.api import DEFAULT_IMAGE
 from nova_notifier.listen import envelope
 
 DEMO_PATCH = "nova_notifier.demo.hypervisor:nova_notifier.notify_decorator"
@@ -164,12 +164,20 @@ class _Driver:
     def run(self) -> None:
         """Two boots, a failed boot, a missing server, a delete, a crash."""
         servers = []
+        # flavorRef as a Nova client may send it: an id, a name, a URL
         for name, flavor, fail in (
-            ("web-1", "m1.small", False),
+            ("web-1", "2", False),
             ("web-2", "m1.tiny", False),
-            ("db-1", "m1.medium", True),
+            ("db-1", "http://127.0.0.1:8774/v2.1/flavors/3", True),
         ):
-            body = {"server": {"name": name, "flavorRef": flavor, "fail": fail}}
+            body = {
+                "server": {
+                    "name": name,
+                    "flavorRef": flavor,
+                    "imageRef": f"http://127.0.0.1:9292/images/{DEFAULT_IMAGE}",
+                    "fail": fail,
+                }
+            }
             resp = self.request("POST", "/servers", body)
             servers.append(resp.json_body["server"]["id"])
         self.request("GET", "/servers/no-such-server")
@@ -186,10 +194,10 @@ def run(args: argparse.Namespace) -> int:
     start = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     printer = _Printer(args.json, start - datetime.timedelta(seconds=1))
     in_process = args.transport_url.startswith("fake:")
-    # On a broker, listen through a queue of our own (a one-off pool, removed
-    # at the end) so other consumers of the topic neither miss nor steal
-    # messages.
-    pool = None if in_process else f"nova-notifier-demo-{uuid.uuid4().hex[:12]}"
+    # On a broker, listen through a queue of our own (a one-off pool, which
+    # the broker deletes when we go) so other consumers of the topic neither
+    # miss nor steal messages.
+    pool = None if in_process else one_off_pool("demo")
     transport = (
         notifier_mod.transport()
         if in_process
@@ -235,4 +243,3 @@ def run(args: argparse.Namespace) -> int:
         nova_notifier.cleanup()
         if pool is not None:
             transport.cleanup()
-            delete_queues(args.transport_url, [pool])

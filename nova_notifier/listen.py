@@ -16,6 +16,7 @@ import oslo_messaging
 from oslo_config import cfg
 
 from nova_notifier import display
+from nova_notifier.amqp_queues import one_off_pool
 from nova_notifier.bus_args import add_bus_arguments
 from nova_notifier.notifier import PRIORITIES, register_opts
 from nova_notifier.serializer import is_secret_key
@@ -124,32 +125,52 @@ def serve(
     endpoint: Any,
     done: threading.Event,
     tick: Callable[[], None] | None = None,
+    tool: str = "listen",
 ) -> None:
     """Feed ``endpoint`` from the bus until ``done``, --timeout or a signal.
 
     Ctrl-C and SIGTERM set ``done``; ``tick`` is called about twice a second
-    while listening. The listener's queue outlives the call only when it is a
-    named pool's.
+    while listening. Without ``--pool`` it listens on a one-off queue of its
+    own (:func:`~nova_notifier.amqp_queues.one_off_pool`, named after
+    ``tool``) that the broker deletes when the listener goes, so it takes
+    nothing from other consumers of the topic; a named pool's queue
+    outlives the call. A pool named like the shared queue (``<topic>.info``)
+    is refused: SystemExit(2).
     """
+    topics = args.topic or ["notifications"]
+    shared = {f"{topic}.{priority}" for topic in topics for priority in PRIORITIES}
+    if args.pool in shared:
+        print(
+            f"nova-notifier {tool}: --pool {args.pool} is the queue every "
+            "pool-less consumer of the topic reads (Ceilometer reads "
+            "notifications.info): listening on it would take their messages; "
+            "name a pool of your own, or leave --pool out",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     conf = cfg.ConfigOpts()
     cli = [item for path in args.config_file for item in ("--config-file", path)]
     conf(cli, project="nova-notifier", default_config_files=[])
     register_opts(conf)
     transport = oslo_messaging.get_notification_transport(conf, url=args.transport_url)
-    topics = args.topic or ["notifications"]
+    pool = args.pool or one_off_pool(tool)
     listener = oslo_messaging.get_notification_listener(
         transport,
         [oslo_messaging.Target(topic=topic) for topic in topics],
         [endpoint],
         executor="threading",
-        pool=args.pool,
+        pool=pool,
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())
     listener.start()
     print(
-        f"listening on {', '.join(topics)}"
-        + (f" (pool {args.pool})" if args.pool else ""),
+        f"listening on {', '.join(topics)} "
+        + (
+            f"(pool {pool})"
+            if args.pool
+            else f"(one-off queue {pool}, deleted when this exits)"
+        ),
         file=sys.stderr,
         flush=True,
     )

@@ -18,13 +18,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import kombu
 import oslo_messaging
 import pytest
 from oslo_config import cfg
 
 import nova_notifier
 from nova_notifier import notifier as notifier_mod
-from nova_notifier.amqp_queues import delete_queues
+from nova_notifier.amqp_queues import delete_queues, kombu_url
 from nova_notifier.testing.config import make_conf as testing_conf
 
 RABBIT_URL = os.environ.get(
@@ -182,6 +183,26 @@ def fake_env() -> Iterator[Env]:
     finally:
         _stop_listener(listener, in_background=True)
         nova_notifier.cleanup()
+
+
+def queue_state(name: str) -> tuple[int, int] | None:
+    """(ready messages, consumers) of a queue on the broker; None if missing."""
+    with kombu.Connection(kombu_url(RABBIT_URL)) as conn:
+        channel = conn.channel()
+        try:
+            _, messages, consumers = channel.queue_declare(name, passive=True)
+        except conn.channel_errors:  # 404 NOT_FOUND closes the channel
+            return None
+        channel.close()
+        return messages, consumers
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Poll ``check`` (a broker query) until it holds; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{timeout}s passed before {what}"
+        time.sleep(0.05)
 
 
 def broker_available(host: str = "127.0.0.1", port: int = 5672) -> bool:

@@ -20,19 +20,25 @@ the second batch.
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable
 
-import kombu
 import oslo_messaging
 import pytest
 from oslo_config import cfg
 
-from nova_notifier.amqp_queues import delete_queues, kombu_url
+from nova_notifier.amqp_queues import delete_queues
 from nova_notifier.testing.tcpproxy import FaultProxy
-from tests.conftest import PRIORITIES, RABBIT_URL, broker_available
+from tests.conftest import (
+    PRIORITIES,
+    RABBIT_URL,
+    broker_available,
+    queue_state,
+    wait_until,
+)
 from tests.test_listen import _listen
 
 OUTAGE = 3.0  # seconds the "broker" stays down
@@ -84,26 +90,6 @@ def _markers(lines: list[str]) -> list[str]:
     return [json.loads(line)["payload"]["marker"] for line in lines]
 
 
-def _queue(name: str) -> tuple[int, int] | None:
-    """(ready messages, consumers) of a queue on the broker; None if missing."""
-    with kombu.Connection(kombu_url(RABBIT_URL)) as conn:
-        channel = conn.channel()
-        try:
-            _, messages, consumers = channel.queue_declare(name, passive=True)
-        except conn.channel_errors:  # 404 NOT_FOUND closes the channel
-            return None
-        channel.close()
-        return messages, consumers
-
-
-def _until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    """Poll ``check`` (a broker query) until it holds; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{timeout}s passed before {what}"
-        time.sleep(0.05)
-
-
 def _wait_queue(
     name: str, check: Callable[[int, int], bool], what: str, timeout: float = 30
 ) -> int:
@@ -111,37 +97,65 @@ def _wait_queue(
     state: list[tuple[int, int] | None] = [None]
 
     def holds() -> bool:
-        state[0] = _queue(name)
+        state[0] = queue_state(name)
         assert state[0] is not None, f"queue {name} is gone, waiting for {what}"
         return check(*state[0])
 
     try:
-        _until(holds, what, timeout)
+        wait_until(holds, what, timeout)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; (messages, consumers) = {state[0]}") from None
     assert state[0] is not None
     return state[0][0]
 
 
+class _Publisher:
+    """Publishes markers on a topic of its own straight to the broker (not
+    through the proxy); ``publish(batch, count)`` returns the markers sent."""
+
+    def __init__(self) -> None:
+        self.run = uuid.uuid4().hex[:10]
+        self.topic = f"nn-test-{self.run}"
+        conf = cfg.ConfigOpts()
+        conf([], project="nova-notifier-test", default_config_files=[])
+        self._transport = oslo_messaging.get_notification_transport(
+            conf, url=RABBIT_URL
+        )
+        self._notifier = oslo_messaging.Notifier(
+            self._transport, "test.reconnect", driver="messagingv2", topics=[self.topic]
+        )
+
+    def __call__(self, batch: str, count: int) -> list[str]:
+        markers = [f"{self.run}-{batch}-{n}" for n in range(count)]
+        for marker in markers:
+            self._notifier.info({}, "test.reconnect", {"marker": marker})
+        return markers
+
+    def close(self) -> None:
+        self._transport.cleanup()
+
+
+def _ended(proc: subprocess.Popen, out: Lines, err: Lines) -> None:
+    """Wait for the listener to exit and its pipes to be read to the end."""
+    proc.wait(timeout=30)
+    out.join()
+    err.join()
+
+
+def _clean_up(proc: subprocess.Popen, proxy: FaultProxy, publish: _Publisher) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+    proxy.close()
+    publish.close()
+
+
 @pytest.mark.broker
 def test_listen_reconnects_after_a_broker_restart():
     if not broker_available():
         pytest.fail("RabbitMQ is not answering on 127.0.0.1:5672 (run .ci/run)")
-    run = uuid.uuid4().hex[:10]
-    topic, pool = f"nn-test-{run}", f"nn-listen-{run}"
-    conf = cfg.ConfigOpts()
-    conf([], project="nova-notifier-test", default_config_files=[])
-    transport = oslo_messaging.get_notification_transport(conf, url=RABBIT_URL)
-    notifier = oslo_messaging.Notifier(
-        transport, "test.reconnect", driver="messagingv2", topics=[topic]
-    )
-
-    def publish(batch: str, count: int) -> list[str]:
-        markers = [f"{run}-{batch}-{n}" for n in range(count)]
-        for marker in markers:
-            notifier.info({}, "test.reconnect", {"marker": marker})
-        return markers
-
+    publish = _Publisher()
+    topic, pool = publish.topic, f"nn-listen-{publish.run}"
     proxy = FaultProxy(("127.0.0.1", 5672))
     proc = _listen(
         proxy.url(),
@@ -178,7 +192,7 @@ def test_listen_reconnects_after_a_broker_restart():
         second = publish("during", SECOND)
         _wait_queue(pool, lambda m, c: m == held + SECOND, "the 2nd batch queued")
         # The listener is trying to come back, and is being refused.
-        _until(lambda: proxy.accepted > connections, "a reconnection attempt")
+        wait_until(lambda: proxy.accepted > connections, "a reconnection attempt")
         time.sleep(max(0.0, OUTAGE - (time.monotonic() - cut_at)))  # the outage
         assert proc.poll() is None, f"listen died in the outage:\n{err.text()}"
         assert len(out.lines) == FIRST, "printed something while cut off"
@@ -191,15 +205,9 @@ def test_listen_reconnects_after_a_broker_restart():
         _wait_queue(pool, lambda m, c: c == 1, "the consumer was back")
         third = publish("after", THIRD)
         out.wait_for(lambda lines: len(lines) >= TOTAL, "the 3rd batch printed")
-        proc.wait(timeout=30)  # --count ends it
-        out.join()
-        err.join()
+        _ended(proc, out, err)  # --count ends it
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        proxy.close()
-        transport.cleanup()
+        _clean_up(proc, proxy, publish)
         delete_queues(RABBIT_URL, [pool] + [f"{topic}.{p}" for p in PRIORITIES])
 
     stderr = err.text()
@@ -216,3 +224,40 @@ def test_listen_reconnects_after_a_broker_restart():
     # It noticed the cut (oslo.messaging logs each failed attempt at ERROR).
     assert "is unreachable" in stderr
     assert refused >= 1
+
+
+@pytest.mark.broker
+def test_a_one_off_listener_comes_back_on_a_new_queue_after_a_cut():
+    """Without --pool the queue goes with the connection: what is sent while
+    the listener is cut off is not kept for it, and after the reconnect it
+    listens on a queue of the same name again and prints what comes next."""
+    if not broker_available():
+        pytest.fail("RabbitMQ is not answering on 127.0.0.1:5672 (run .ci/run)")
+    publish = _Publisher()
+    proxy = FaultProxy(("127.0.0.1", 5672))
+    proc = _listen(proxy.url(), "--topic", publish.topic, "--json")
+    out, err = Lines(proc.stdout), Lines(proc.stderr)
+    try:
+        err.wait_for(
+            lambda lines: any(line.startswith("listening on") for line in lines),
+            "the listener said 'listening on'",
+        )
+        line = next(line for line in err.lines if line.startswith("listening on"))
+        queue = line.split("one-off queue ")[1].split(",")[0]
+        _wait_queue(queue, lambda m, c: c == 1, "the one-off queue had its consumer")
+        before = publish("before", 2)
+        out.wait_for(lambda lines: len(lines) >= 2, "2 lines printed")
+        proxy.cut()
+        wait_until(lambda: queue_state(queue) is None, "the broker deleted it")
+        publish("during", 2)  # no queue of the listener's is bound: not kept
+        proxy.restore()
+        wait_until(lambda: queue_state(queue) == (0, 1), "the one-off queue was back")
+        after = publish("after", 2)
+        out.wait_for(lambda lines: len(lines) >= 4, "4 lines printed")
+        proc.terminate()
+        _ended(proc, out, err)
+    finally:
+        _clean_up(proc, proxy, publish)
+    assert proc.returncode == 0, err.text()
+    assert _markers(out.lines) == before + after
+    wait_until(lambda: queue_state(queue) is None, "its queue was deleted at exit")

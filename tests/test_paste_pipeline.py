@@ -200,3 +200,96 @@ def test_demo_json_output_is_json_lines_only(capsys):
         records[0]
     )
     assert "compute.instance.create.end" in {r["event_type"] for r in records}
+
+
+IMAGE = "0f3b5a8e-6c1d-4e2f-9a7b-1c2d3e4f5a6b"
+GLANCE = "http://glance.example:9292"
+
+
+@pytest.mark.parametrize(
+    "flavor_ref",
+    [
+        "1",
+        1,
+        "m1.tiny",
+        "http://nova.example:8774/v2.1/flavors/1",
+        "http://nova.example:8774/v2.1/6f70656e/flavors/1",
+        "http://nova.example:8774/v2.1/flavors/m1.tiny?x=y",
+    ],
+)
+@pytest.mark.parametrize(
+    "image_ref", [IMAGE, f"http://glance.example:9292/v2/images/{IMAGE}"]
+)
+def test_a_boot_body_as_a_nova_client_sends_it(api, flavor_ref, image_ref):
+    app, env = api
+    env.override("image_endpoint", GLANCE, group="notifications")
+    body = {"server": {"name": "web-7", "flavorRef": flavor_ref, "imageRef": image_ref}}
+    resp = _call(app, "POST", "/servers", body)
+    assert resp.status_int == 202, resp.text
+    assert resp.json_body["server"]["flavor"] == "m1.tiny"
+    [end] = [g for g in env.settle() if g.event_type == "compute.instance.create.end"]
+    assert end.payload["instance_type"] == "m1.tiny"
+    assert end.payload["instance_flavor_id"] == "1"
+    assert end.payload["memory_mb"] == 512
+    assert end.payload["image_ref_url"] == f"{GLANCE}/images/{IMAGE}"
+    assert end.payload["display_name"] == "web-7"
+
+
+@pytest.mark.parametrize(
+    "flavor_ref, shown",
+    [
+        ("99", "99"),
+        ("m1.huge", "m1.huge"),
+        (
+            "http://nova.example:8774/v2.1/flavors/99",
+            "http://nova.example:8774/v2.1/flavors/99",
+        ),
+        ("", ""),
+        ("http://nova.example/flavors/1/", "http://nova.example/flavors/1/"),
+        (None, "None"),
+        ({"id": "1"}, "{'id': '1'}"),
+        (True, "True"),
+    ],
+)
+def test_an_unknown_flavor_is_a_400_fault_and_nothing_boots(api, flavor_ref, shown):
+    app, env = api
+    body = {"server": {"name": "web-8", "flavorRef": flavor_ref, "imageRef": IMAGE}}
+    resp = _call(app, "POST", "/servers", body)
+    assert resp.status_int == 400
+    assert resp.json_body == {
+        "badRequest": {
+            "code": 400,
+            "message": f"FlavorNotFound: Flavor {shown} could not be found.",
+        }
+    }
+    sent = env.settle()
+    assert [(g.event_type, g.payload["status"]) for g in sent] == [("api.fault", 400)]
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"{not json", "Malformed request body"),
+        (b"\xff\xfe", "Malformed request body"),
+        (b"[]", "Malformed request body: no 'server' object"),
+        (b'{"server": "web"}', "Malformed request body: no 'server' object"),
+        (
+            b'{"server": {"flavorRef": "1", "imageRef": ""}}',
+            "Invalid imageRef provided.",
+        ),
+        (
+            b'{"server": {"flavorRef": "1", "imageRef": "http://g/images/"}}',
+            "Invalid imageRef provided.",
+        ),
+    ],
+)
+def test_a_malformed_boot_body_is_a_400_fault(api, raw, message):
+    app, env = api
+    req = webob.Request.blank("/servers", method="POST", body=raw)
+    req.content_type = "application/json"
+    resp = req.get_response(app)
+    assert resp.status_int == 400
+    assert resp.json_body == {
+        "badRequest": {"code": 400, "message": f"BadRequest: {message}"}
+    }
+    assert [g.event_type for g in env.settle()] == ["api.fault"]

@@ -2,10 +2,15 @@
 
 It keeps servers in memory and emits what a Nova-like service emits:
 
-- ``POST /servers`` boots: the API's BUILDING ``compute.instance.update``
-  (publisher ``api.<host>``), then from the compute host ``create.start``,
-  task-state updates and ``create.end`` (or, with ``"fail": true``, an ERROR
-  update and ``create.error`` with the fault). Answers 202.
+- ``POST /servers`` boots, from a body as a Nova client sends it:
+  ``{"server": {"name": ..., "flavorRef": ..., "imageRef": ...}}``, the
+  flavor by id (``"1"``), name (``"m1.tiny"``) or URL
+  (``http://.../flavors/1``), the image by id or URL
+  (``http://.../images/<uuid>``). It emits the API's BUILDING
+  ``compute.instance.update`` (publisher ``api.<host>``), then from the
+  compute host ``create.start``, task-state updates and ``create.end`` (or,
+  with ``"fail": true``, an ERROR update and ``create.error`` with the
+  fault). Answers 202; an unknown flavor or a malformed body a 400 fault.
 - ``DELETE /servers/<id>``: ``delete.start``, ``shutdown.start/end``,
   ``delete.end``. Answers 204.
 - ``GET /servers`` and ``GET /servers/<id>`` (an unknown id raises a 404
@@ -21,6 +26,7 @@ import json
 import threading
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import webob
 import webob.dec
@@ -62,6 +68,11 @@ FLAVORS = {
 }
 
 
+_BY_FLAVOR_ID = {flavor["flavorid"]: flavor for flavor in FLAVORS.values()}
+#: the image a boot request without ``imageRef`` gets (cirros, in the demo)
+DEFAULT_IMAGE = "5f7b7e1c-8a3d-4c2e-9b6f-0c1d2e3f4a5b"
+
+
 class DemoError(Exception):
     """Base of the demo API's own errors; ``safe`` ones show their message."""
 
@@ -87,6 +98,12 @@ class FlavorNotFound(DemoError):
     code = 400
     safe = True
     msg_fmt = "Flavor %(flavor)s could not be found."
+
+
+class BadRequest(DemoError):
+    code = 400
+    safe = True
+    msg_fmt = "%(reason)s"
 
 
 class BuildAbortedError(DemoError):
@@ -124,7 +141,7 @@ class DemoComputeAPI:
             raise webob.exc.HTTPNotFound()
         if len(parts) == 1:
             if req.method == "POST":
-                return self._boot(context, req.json_body.get("server", {}))
+                return self._boot(context, _server_of(req))
             if req.method == "GET":
                 return _json({"servers": [_view(s) for s in self.servers.values()]})
             raise webob.exc.HTTPMethodNotAllowed()
@@ -148,24 +165,24 @@ class DemoComputeAPI:
         nova_notifier.send_update(context, old, instance, host=self.compute_host)
 
     def _boot(self, context: Any, body: dict[str, Any]) -> webob.Response:
-        flavor_name = body.get("flavorRef", "m1.tiny")
-        if flavor_name not in FLAVORS:
-            raise FlavorNotFound(flavor=flavor_name)
+        flavor = find_flavor(body.get("flavorRef", "m1.tiny"))
+        image = image_id(body.get("imageRef", DEFAULT_IMAGE))
+        name = body.get("name")
         index = len(self.servers) + 1
         instance: dict[str, Any] = {
             "uuid": str(uuid.uuid4()),
             "project_id": context.project_id,
             "user_id": context.user_id,
-            "display_name": body.get("name", f"server-{index}"),
-            "hostname": body.get("name", f"server-{index}"),
+            "display_name": name if isinstance(name, str) else f"server-{index}",
+            "hostname": name if isinstance(name, str) else f"server-{index}",
             "reservation_id": f"r-{uuid.uuid4().hex[:8]}",
-            "flavor": FLAVORS[flavor_name],
-            "image_ref": body.get("imageRef", "cirros-0.6.2"),
+            "flavor": flavor,
+            "image_ref": image,
             "vm_state": vm_states.BUILDING,
             "task_state": task_states.SCHEDULING,
             "availability_zone": "nova",
             "created_at": timeutils.utcnow(),
-            "metadata": body.get("metadata", {}),
+            "metadata": body.get("metadata") or {},
             "system_metadata": {"image_os_type": "linux", "image_min_disk": "1"},
         }
         with self._lock:
@@ -240,6 +257,48 @@ class DemoComputeAPI:
         )
         with self._lock:
             self.servers.pop(instance["uuid"], None)
+
+
+def _server_of(req: webob.Request) -> dict[str, Any]:
+    """The ``server`` object of a boot request; a 400 fault if there is none."""
+    try:
+        body = json.loads(req.body)
+    except ValueError:  # not JSON, or not UTF-8
+        raise BadRequest(reason="Malformed request body") from None
+    server = body.get("server") if isinstance(body, dict) else None
+    if not isinstance(server, dict):
+        raise BadRequest(reason="Malformed request body: no 'server' object")
+    return server
+
+
+def _last_segment(ref: str) -> str:
+    """``ref`` itself, or the last path segment of a URL (``.../flavors/1``),
+    as Nova's ``get_id_from_href`` reads it (``.../flavors/`` names none)."""
+    if "/" not in ref:
+        return ref
+    return urlsplit(ref).path.rpartition("/")[2]
+
+
+def find_flavor(ref: Any) -> dict[str, Any]:
+    """The flavor a ``flavorRef`` names: its flavor id (``"1"``, or ``1``), its
+    name (``"m1.tiny"``), or a URL ending in either; FlavorNotFound (a 400
+    fault) for anything else."""
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        ref = str(ref)
+    key = _last_segment(ref) if isinstance(ref, str) else None
+    flavor = _BY_FLAVOR_ID.get(key) or FLAVORS.get(key) if key else None
+    if flavor is None:
+        raise FlavorNotFound(flavor=ref if isinstance(ref, str) else repr(ref))
+    return flavor
+
+
+def image_id(ref: Any) -> str:
+    """The image id an ``imageRef`` gives: the id, or the last segment of an
+    image URL (``http://glance/images/<uuid>``); a 400 fault if there is none."""
+    key = _last_segment(ref) if isinstance(ref, str) else ""
+    if not key:
+        raise BadRequest(reason="Invalid imageRef provided.")
+    return key
 
 
 def _view(instance: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any, TextIO
 
@@ -33,6 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_bus_arguments(parser)
     parser.add_argument(
+        "--dedup-window",
+        type=_seconds,
+        default=3600.0,
+        metavar="SECONDS",
+        help="live: a message_id seen again within this many seconds is a "
+        "duplicate; older ones are forgotten, so memory stays flat "
+        "(default: 3600; files are deduplicated whole)",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print the report as one JSON object"
     )
     parser.add_argument(
@@ -53,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="show progress on standard error (default: when it is a terminal)",
     )
     progress.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text}")
+    return value
 
 
 def _count(text: str) -> int:
@@ -117,13 +134,34 @@ def _open(path: str) -> Iterator[tuple[IO[bytes], IO[bytes], int | None]]:
 
 
 def read_files(paths: list[str], tracker: Tracker, progress: _Progress) -> None:
-    """Feed every line of the files to the tracker, showing progress."""
+    """Feed every line of the files to the tracker, showing progress.
+
+    A compressed file cut short (or corrupt part way) counts its last line
+    as unreadable and says so on standard error; what came before it is
+    read. A file that cannot be opened or is not gzip at all raises OSError.
+    """
     add = tracker.add_line
     for path in paths:
         name = "stdin" if path == "-" else os.path.basename(path)
         with _open(path) as (lines, raw, size):
+            before = tracker.lines
+            read = lines.readlines if lines is raw else _lines_until_cut(lines)
             while True:
-                batch = lines.readlines(_BATCH_BYTES)
+                try:
+                    batch = read(_BATCH_BYTES)
+                except _CutShort as cut:
+                    for line in cut.batch:
+                        add(line)
+                    tracker.lines += 1
+                    tracker._unreadable()
+                    progress.done(_status(name, tracker, progress, raw, size, True))
+                    print(
+                        f"nova-notifier latency: {name}: cut short after "
+                        f"{tracker.lines - 1 - before:,} lines ({cut.reason}); "
+                        "reporting what came before",
+                        file=sys.stderr,
+                    )
+                    break
                 if not batch:
                     break
                 for line in batch:
@@ -131,6 +169,38 @@ def read_files(paths: list[str], tracker: Tracker, progress: _Progress) -> None:
                 if progress.enabled:
                     progress.show(_status(name, tracker, progress, raw, size))
         progress.done(_status(name, tracker, progress, raw, size, final=True))
+
+
+class _CutShort(Exception):
+    """A compressed file ended early; ``batch`` holds the lines read before."""
+
+    def __init__(self, reason: str, batch: list[bytes]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.batch = batch
+
+
+def _lines_until_cut(lines: IO[bytes]) -> Callable[[int], list[bytes]]:
+    """``readlines(hint)`` for a gzip file that keeps what it read when the
+    file turns out truncated or corrupt (raising :class:`_CutShort`)."""
+
+    def read(hint: int) -> list[bytes]:
+        batch: list[bytes] = []
+        size = 0
+        try:
+            while size < hint:
+                line = lines.readline()
+                if not line:
+                    break
+                batch.append(line)
+                size += len(line)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            if not batch and lines.tell() == 0:
+                raise OSError(str(exc)) from exc  # nothing readable at all
+            raise _CutShort(str(exc), batch) from exc
+        return batch
+
+    return read
 
 
 def _status(
@@ -215,7 +285,9 @@ def read_bus(args: argparse.Namespace, tracker: Tracker, progress: _Progress) ->
 
     from nova_notifier import listen  # oslo.messaging: reading files needs none
 
-    listen.serve(args, feed, feed.done, tick if progress.enabled else None)
+    listen.serve(
+        args, feed, feed.done, tick if progress.enabled else None, tool="latency"
+    )
     progress.done(f"{tracker.notifications:,} notifications received")
 
 
@@ -228,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
         if args.sources:
             analysis, report = report_files(args.sources, progress, args.limit)
         else:
-            tracker = Tracker()
+            tracker = Tracker(dedup_window=args.dedup_window)
             read_bus(args, tracker, progress)
             with _without_gc():
                 analysis = analyse(tracker)
@@ -237,10 +309,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"nova-notifier latency: {exc}", file=sys.stderr)
         return 2
     if args.html:
-        with open(args.html, "w", encoding="utf-8") as page:
+        with open(args.html, "w", encoding="utf-8", errors="backslashreplace") as page:
             page.write(render_html(report, analysis))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        sys.stdout.write(render_text(report))
+        sys.stdout.write(_writable(render_text(report), sys.stdout))
     return 0
+
+
+def _writable(text: str, out: TextIO) -> str:
+    """``text`` with what ``out`` cannot encode (a lone surrogate received
+    in a name, a character outside its charset) written as escapes."""
+    encoding = getattr(out, "encoding", None) or "utf-8"
+    return text.encode(encoding, "backslashreplace").decode(encoding)

@@ -9,7 +9,10 @@ read from the envelope (the time the publisher sent the notification).
 from __future__ import annotations
 
 import datetime
-from collections import Counter
+import json
+import time
+from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 import simdjson  # reads only the fields asked for: 2.5x orjson, 7x json.loads
@@ -47,12 +50,18 @@ _fromisoformat = datetime.datetime.fromisoformat
 _KEEP_LINE_NUMBERS = 5
 
 Event = tuple[float, int, str, str]
+_UNREADABLE: Any = object()  # what _reparse gives for a line it cannot read
+
+
+def _refuse(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def to_epoch(stamp: Any) -> float:
     """Seconds since the epoch of an envelope timestamp (naive means UTC).
 
-    Raises ValueError or TypeError for anything that is not an ISO 8601 time.
+    Raises ValueError, TypeError or OverflowError for anything that is not
+    an ISO 8601 time this side of years 1 and 9999 in UTC.
     """
     when = datetime.datetime.fromisoformat(stamp)
     if when.tzinfo is not None:
@@ -85,15 +94,61 @@ def fault_of(payload: Any) -> str:
     return "(no fault message)"
 
 
+class RecentIds:
+    """The message ids first seen in about the last ``window`` seconds.
+
+    What a live reader tells duplicates (redeliveries) with: its memory is
+    bounded by the ids that arrive in one window, however long it runs. Ids
+    are kept in sets, one per ``window / slices`` seconds of ``clock``, and
+    a whole set is dropped once all it holds is older than ``window``: an id
+    is remembered for at least ``window`` seconds and at most one slice more.
+    """
+
+    def __init__(
+        self,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+        slices: int = 8,
+    ) -> None:
+        self.window = window
+        self._span = window / slices
+        self._clock = clock
+        self._slices: deque[tuple[float, set[str]]] = deque()  # (opened, ids)
+
+    def __len__(self) -> int:
+        return sum(len(ids) for _, ids in self._slices)
+
+    def seen(self, message_id: str) -> bool:
+        """True if ``message_id`` came within the window; else remember it."""
+        now = self._clock()
+        slices = self._slices
+        span = self._span
+        while slices and slices[0][0] + span <= now - self.window:
+            slices.popleft()
+        for _, ids in slices:
+            if message_id in ids:
+                return True
+        if not slices or now >= slices[-1][0] + span:
+            slices.append((now, set()))
+        slices[-1][1].add(message_id)
+        return False
+
+
 class Tracker:
     """Collects instance timelines from notifications, however they arrive.
 
     Feed it with :meth:`add` (a received notification) or :meth:`add_line`
     (a JSON line written by ``nova-notifier listen --json``); it never raises
-    on bad input, it counts it.
+    on bad input, it counts it. Without ``dedup_window`` every message_id is
+    kept to tell duplicates (exact over a file); with it, only those seen in
+    the last ``dedup_window`` seconds of ``clock`` (bounded, for live use).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        dedup_window: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.timelines: dict[str, list[Event]] = {}
         self.names: dict[str, tuple[str, str]] = {}  # uuid -> (name, flavor)
         self.lines = 0
@@ -105,8 +160,14 @@ class Tracker:
         self.without_payload = 0
         self.without_instance = 0
         self.bad_timestamp = 0
+        #: compute.instance.update notifications no phase starts or ends with
+        self.updates_not_used = 0
         self.ignored: Counter[str] = Counter()
         self._seen_ids: set[str] = set()
+        #: the duplicate window, live; None: every id is kept (a file)
+        self.recent_ids = (
+            None if dedup_window is None else RecentIds(dedup_window, clock)
+        )
         self._hosts: dict[str, str] = {}
         # Views into a parsed line are valid until the next parse: nothing
         # read from one is kept but strings and numbers.
@@ -115,18 +176,20 @@ class Tracker:
     def add_line(self, line: bytes | str) -> None:
         """Take one JSON line; blank lines are skipped, broken ones counted."""
         self.lines += 1
+        record: Any
         try:
             record = self._parser.parse(line)
         except ValueError:  # not JSON, or not UTF-8
             if line.strip():
                 self._unreadable()
             return
-        except RuntimeError:  # a view of the last line outlived it
+        except RuntimeError:  # a view of the last line outlived it, or a bigint
             self._parser = simdjson.Parser()
-            self.lines -= 1
-            self.add_line(line)
-            return
-        if type(record) is not simdjson.Object:
+            record = self._reparse(line)
+            if record is _UNREADABLE:
+                self._unreadable()
+                return
+        if type(record) not in _OBJECTS:
             self.not_notification += 1
             return
         event_type = record.get("event_type")
@@ -141,6 +204,21 @@ class Tracker:
             record.get("message_id"),
             record.get("timestamp"),
         )
+
+    def _reparse(self, line: bytes | str) -> Any:
+        """The line parsed again, or ``_UNREADABLE``: simdjson with a fresh
+        parser, else strict JSON by the standard library (simdjson refuses
+        integers past 64 bits)."""
+        try:
+            return self._parser.parse(line)
+        except ValueError:
+            return _UNREADABLE
+        except RuntimeError:
+            pass
+        try:
+            return json.loads(line, parse_constant=_refuse)
+        except (ValueError, RecursionError):  # UnicodeDecodeError included
+            return _UNREADABLE
 
     def _unreadable(self) -> None:
         self.unreadable += 1
@@ -167,8 +245,9 @@ class Tracker:
                 kind = ACCEPTED if publisher_id.startswith("api.") else BUILDING
             elif payload.get("new_task_state") == "rebuilding":
                 kind = REBUILDING
-            else:
-                return  # an update no phase starts or ends with
+            else:  # an update no phase starts or ends with
+                self.updates_not_used += 1
+                return
         else:
             kind = _SUFFIX_KINDS.get(event_type, -1)
             if kind < 0:
@@ -186,7 +265,7 @@ class Tracker:
         except TypeError:  # a time with a zone, or not text
             try:
                 when = to_epoch(timestamp)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 self.bad_timestamp += 1
                 return
         except ValueError:
@@ -195,10 +274,16 @@ class Tracker:
         if message_id:
             if type(message_id) is not str:
                 message_id = text(message_id)
-            if message_id in self._seen_ids:
+            recent = self.recent_ids
+            if recent is not None:
+                if recent.seen(message_id):
+                    self.duplicates += 1
+                    return
+            elif message_id in self._seen_ids:
                 self.duplicates += 1
                 return
-            self._seen_ids.add(message_id)
+            else:
+                self._seen_ids.add(message_id)
         detail = ""
         if kind == CREATE_ERROR or kind == REBUILD_ERROR:
             detail = fault_of(payload)

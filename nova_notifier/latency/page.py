@@ -7,12 +7,17 @@ tables. Everything it shows is escaped: instance names are user data.
 
 from __future__ import annotations
 
-import datetime
 import html
 from typing import Any
 
 from nova_notifier.latency.boots import Boot
-from nova_notifier.latency.report import CREATE_PHASES, Analysis, boots_text, duration
+from nova_notifier.latency.report import (
+    CREATE_PHASES,
+    Analysis,
+    boots_text,
+    duration,
+    utc,
+)
 from nova_notifier.latency.stats import QUANTILES
 
 _MAX_ROWS = 400
@@ -152,8 +157,7 @@ def _over_time(boots: list[Boot]) -> str:
 
 
 def _clock(when: float) -> str:
-    stamp = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
-    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return utc(when).isoformat(" ", "seconds") + " UTC"
 
 
 def _timeline(boots: list[Boot], end: float | None) -> str:
@@ -170,7 +174,9 @@ def _timeline(boots: list[Boot], end: float | None) -> str:
             return last.end
         return end if end is not None else (boot.origin or start)
 
-    stop = max(max(finish(b) for b in sample), start + 1e-6)
+    stop = max(finish(b) for b in sample)
+    if not stop - start > 0:  # start + 1e-6 is start itself at large epochs
+        stop = start + max(1.0, abs(start) * 1e-9)
     row = 10 if len(sample) <= 60 else 4
     width, left = 1000, 4
     scale = (width - 2 * left) / (stop - start)

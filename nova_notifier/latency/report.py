@@ -20,12 +20,23 @@ CREATE_PHASES = ("waiting", "spawning", "total")
 REBUILD_PHASES = ("spawning", "total")
 
 
+_EPOCH = datetime.datetime(1970, 1, 1)
+
+
+def utc(when: float) -> datetime.datetime:
+    """An epoch time as a naive UTC datetime, held within years 1 to 9999
+    (the last microsecond of 9999 is, as a float, the first of 10000)."""
+    try:
+        return _EPOCH + datetime.timedelta(seconds=when)
+    except OverflowError:
+        return datetime.datetime.max if when > 0 else datetime.datetime.min
+
+
 def iso(when: float | None) -> str | None:
     """An epoch time as ISO 8601 UTC text."""
     if when is None:
         return None
-    stamp = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc(when).isoformat(timespec="microseconds") + "Z"
 
 
 def _rounded(value: float | None) -> float | None:
@@ -168,6 +179,7 @@ def build(
             "without_instance": tracker.without_instance,
             "bad_timestamp": tracker.bad_timestamp,
             "ignored_event_types": dict(tracker.ignored.most_common()),
+            "updates_not_used": tracker.updates_not_used,
             "first": iso(analysis.first),
             "last": iso(end),
         },
