@@ -10,6 +10,7 @@ from oslo_context import context as oslo_context
 
 import nova_notifier
 from nova_notifier import delivery
+from nova_notifier.rabbit_batch import PublishResult
 
 INSTANCE = {"uuid": "3f1c2b9e-1111-4d2b-9c3e-5f6a7b8c9d0e", "vm_state": "active"}
 
@@ -68,13 +69,13 @@ def test_every_mode_puts_the_same_notification_on_the_wire(broker_env, tmp_path)
 
 def test_a_full_queue_drops_and_counts_without_blocking(fake_env, monkeypatch):
     release = threading.Event()
-    original = delivery.Delivery._publish_batch
+    original = delivery.Delivery._send
 
-    def stuck(self, items):
+    def stuck(self, units):
         release.wait(30)
-        original(self, items)
+        return original(self, units)
 
-    monkeypatch.setattr(delivery.Delivery, "_publish_batch", stuck)
+    monkeypatch.setattr(delivery.Delivery, "_send", stuck)
     fake_env.override("delivery_mode", "background", group="notifications")
     fake_env.override("queue_size", 5, group="notifications")
     fake_env.override("sender_batch_size", 1, group="notifications")
@@ -141,15 +142,15 @@ def test_a_process_without_a_driver_leaves_the_spool_alone(fake_env, tmp_path):
     # a first process whose broker is unreachable leaves rows in the spool
     fake_env.override("driver", ["messagingv2"], group="oslo_messaging_notifications")
     nova_notifier.init(fake_env.conf)
-    original = delivery.Delivery._publish_batch
+    original = delivery.Delivery._send
     try:
-        delivery.Delivery._publish_batch = lambda self, items: (_ for _ in ()).throw(
-            RuntimeError("broker down")
+        delivery.Delivery._send = lambda self, units: PublishResult(
+            set(), {}, RuntimeError("broker down")
         )
         nova_notifier.get_notifier("compute").info({}, "test.kept", {"n": 1})
         nova_notifier.cleanup()
     finally:
-        delivery.Delivery._publish_batch = original
+        delivery.Delivery._send = original
     # a tool with no driver on the same spool must not consume it
     fake_env.override("driver", [], group="oslo_messaging_notifications")
     nova_notifier.init(fake_env.conf)
