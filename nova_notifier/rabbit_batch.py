@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -74,6 +75,10 @@ def permanent_reason(exc: BaseException) -> str | None:
             return None
         current = current.__cause__ or current.__context__
     return None
+
+
+# RabbitMQ's refusal of a message over max_message_size names the limit.
+_MAX_SIZE_TEXT = re.compile(r"larger than configured max size (\d+)")
 
 
 @dataclasses.dataclass
@@ -148,6 +153,11 @@ class BatchPublisher:
         self._unconfirmed: set[int] = set()  # published, not yet acked
         self._nacked_tags: set[int] = set()
         self._nacked = False
+        # A body this big may be over the broker's max_message_size, which
+        # closes the channel and loses the confirms of what went before it:
+        # it waits for those first. Lowered to the limit once the broker
+        # named it.
+        self._big = 65536
 
     # -- connection --------------------------------------------------------
 
@@ -291,6 +301,11 @@ class BatchPublisher:
             raw[f"_context_{key}"] = value
         return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(raw)})
 
+    def _wait_confirms(self, tags: dict[int, int]) -> None:
+        assert self._conn is not None
+        while self._unconfirmed & tags.keys():
+            self._conn.drain_events(timeout=self._timeout)
+
     def publish(
         self, batch: Sequence[tuple[str, dict[str, Any], dict[str, Any]]]
     ) -> PublishResult:
@@ -318,9 +333,12 @@ class BatchPublisher:
                 if reason is not None:
                     refused[index] = reason
                     continue
+                body = self.body(ctxt, message).encode("utf-8")
+                if len(body) >= self._big:
+                    self._wait_confirms(tags)
                 channel.basic_publish(
                     amqp.Message(
-                        self.body(ctxt, message),
+                        body,
                         content_type="application/json",
                         content_encoding="utf-8",
                         delivery_mode=2,
@@ -333,12 +351,13 @@ class BatchPublisher:
                 self._published += 1
                 self._unconfirmed.add(self._published)
                 tags[self._published] = index
-            assert self._conn is not None
-            while self._unconfirmed & tags.keys():
-                self._conn.drain_events(timeout=self._timeout)
+            self._wait_confirms(tags)
         except Exception as exc:
             error = exc
             self.close()
+            limit = _MAX_SIZE_TEXT.search(str(exc))
+            if limit:
+                self._big = min(self._big, int(limit.group(1)))
         unconfirmed = self._unconfirmed
         acked = {
             index
