@@ -135,6 +135,7 @@ def test_ten_thousand_across_a_ten_second_cut_lose_nothing(outage, mode):
     print(f"{mode}: 0 lost, {duplicates} duplicates, stats {stats}")
     assert stalled["backlog"] > 0 and stalled["retried"] > 0
     assert stats["dropped"] == 0
+    assert stats["dead_lettered"] == 0  # an outage is never a poison message
     assert stats["queued"] == 10000
     # duplicates carry the same message_id, so a consumer can drop them
     ids = collections.Counter(i.metadata["message_id"] for i in outage.collector.items)
@@ -235,3 +236,4 @@ def test_black_holed_broker_never_blocks_the_caller(outage):
     outage.proxy.restore()
     outage.wait_all(set(range(1010)))
     assert nova_notifier.stats()["dropped"] == 0
+    assert nova_notifier.stats()["dead_lettered"] == 0
