@@ -472,7 +472,10 @@ class Delivery:
         self._in_flight_count = 0
         self._stop = threading.Event()  # drain what is queued, then stop
         self._abort = threading.Event()  # stop now
-        self._orphaned = False  # close() gave up on the sender: it closes
+        # Who closes the spool: close(), or a sender it gave up waiting for.
+        self._handover = threading.Lock()
+        self._orphaned = False
+        self._finished = False
         self._drop_log = RateLimited(10.0)
         self._dead_log = RateLimited(10.0)
         self._stall_log = RateLimited(60.0)
@@ -597,7 +600,10 @@ class Delivery:
         finally:
             if self._batcher is not None:
                 self._batcher.close()
-            if self._orphaned:  # close() left the spool to us
+            with self._handover:
+                self._finished = True
+                orphaned = self._orphaned
+            if orphaned:  # close() left the spool to us
                 self._close_source()
 
     def _deliver(self) -> None:
@@ -745,8 +751,9 @@ class Delivery:
         self._thread.join(self._flush_timeout if timeout is None else timeout)
         self._abort.set()
         self._thread.join(self._ABORT_JOIN)
-        if self._thread.is_alive():
-            self._orphaned = True
+        with self._handover:
+            self._orphaned = not self._finished
+        if self._orphaned:
             LOG.warning(
                 "nova_notifier: the sender did not stop within %.1f s; its "
                 "spool and connection are left open for it",

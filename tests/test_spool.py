@@ -430,3 +430,30 @@ def test_spool_max_bytes_caps_the_spool_with_counted_drops(
     down.clear()  # the broker is back: everything accepted arrives
     got = fake_env.collector.wait_for(stats["queued"], event_type="test.capped")
     assert sorted(g.payload["seq"] for g in got) == list(range(stats["queued"]))
+
+
+def test_the_spool_command_works_without_oslo(tmp_path):
+    """``nova-notifier spool`` starts fast and works where the service's
+    oslo.messaging is not importable: it loads none of oslo."""
+    spool = str(tmp_path / "spool.db")
+    db = spool_db.connect(spool)
+    spool_db.add_dead_letter(
+        db, time.time(), {"ctxt": {}, "message": {"event_type": "e"}}, "t", 2.0, 5, "r"
+    )
+    db.close()
+    code = (
+        "import sys\n"
+        "from nova_notifier import cli\n"
+        f"assert cli.main(['spool', 'requeue', '--spool-path', {spool!r}]) == 0\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('oslo', 'amqp'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert out.stdout.splitlines() == ["requeued 1 dead letters", "[]"]
+    assert (_rows(spool), _rows(spool, "dead_letter")) == (1, 0)
