@@ -675,10 +675,15 @@ class Delivery:
                 continue
             self._stats["retried"] += 1
             if result.error is not None and reason is None:
+                # One limiter for the first line and the reminders: a
+                # flapping broker costs a line a minute, with the count.
                 if stalled_at is None:
                     stalled_at = time.monotonic()
-                    LOG.warning(
-                        "nova_notifier: delivery stalled, retrying: %s", result.error
+                    self._stall_log.log(
+                        LOG,
+                        logging.WARNING,
+                        "nova_notifier: delivery stalled, retrying: %s",
+                        result.error,
                     )
                 else:
                     self._stall_log.log(

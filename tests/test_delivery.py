@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -159,3 +160,42 @@ def test_a_process_without_a_driver_leaves_the_spool_alone(fake_env, tmp_path):
     fake_env.override("driver", ["messagingv2"], group="oslo_messaging_notifications")
     nova_notifier.init(fake_env.conf)
     fake_env.collector.wait_for(1, event_type="test.kept")
+
+
+def test_repeated_failures_are_logged_at_a_bounded_rate_with_counts(
+    fake_env, monkeypatch, caplog
+):
+    """A broker down for many attempts and a queue that overflows many
+    times: a few lines that carry the counts, not a line per failure."""
+    failures = 40
+    original = delivery.Delivery._send
+    calls = [0]
+
+    def send(self, units):
+        calls[0] += 1
+        if calls[0] <= failures:
+            return PublishResult(set(), {}, ConnectionRefusedError("broker down"))
+        return original(self, units)
+
+    monkeypatch.setattr(delivery.Delivery, "_send", send)
+    fake_env.override("delivery_mode", "background", group="notifications")
+    fake_env.override("retry_backoff_max", 0.01, group="notifications")
+    fake_env.override("queue_size", 10, group="notifications")
+    caplog.set_level(logging.WARNING, logger="nova_notifier")
+    nova_notifier.init(fake_env.conf)
+    notifier = nova_notifier.get_notifier("compute")
+    for seq in range(100):
+        notifier.info({}, "test.bounded", {"seq": seq})
+    stats = nova_notifier.stats()
+    fake_env.collector.wait_for(stats["queued"], event_type="test.bounded")
+    stats = nova_notifier.stats()
+    assert stats["retried"] == failures and stats["dropped"] == 100 - stats["queued"]
+    assert stats["dropped"] >= 80 and stats["dead_lettered"] == 0
+    lines = [r.getMessage() for r in caplog.records]
+    drops = [line for line in lines if "dropped test.bounded" in line]
+    assert (
+        len(drops) == 1 and "the delivery queue is full (1 dropped so far)" in drops[0]
+    )
+    stalls = [line for line in lines if "stalled" in line]
+    assert len(stalls) == 1 and "broker down" in stalls[0]
+    assert len([line for line in lines if "delivery resumed" in line]) == 1

@@ -14,6 +14,7 @@ error never is.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
 import sqlite3
@@ -469,3 +470,34 @@ def test_permanent_reason_reads_through_oslo_wrapping():
         )
     except Exception as exc:
         assert rabbit_batch.permanent_reason(exc) is None
+
+
+def test_a_missing_queue_is_declared_so_messages_before_any_listener_are_kept():
+    """The passive check finds no queue (the broker closes the declaration
+    channel with NOT_FOUND): the publisher declares it as oslo.messaging
+    does, on a fresh channel, and the messages wait in it."""
+    if not broker_available():
+        pytest.fail("RabbitMQ is not answering on 127.0.0.1:5672")
+    from nova_notifier.testing.config import make_conf as plain_conf
+
+    publisher = rabbit_batch.BatchPublisher(plain_conf(RABBIT_URL), RABBIT_URL, 5)
+    key = f"nn-poison-{uuid.uuid4().hex[:12]}.info"
+    try:
+        result = publisher.publish(
+            [(key, {}, {"event_type": f"test.early.{n}"}) for n in range(3)]
+        )
+        assert (result.acked, result.refused, result.error) == ({0, 1, 2}, {}, None)
+        conn = _amqp()
+        try:
+            channel = conn.channel()
+            bodies = [channel.basic_get(key, no_ack=True).body for _ in range(3)]
+            assert channel.basic_get(key, no_ack=True) is None
+            assert [
+                json.loads(json.loads(body)["oslo.message"])["event_type"]
+                for body in bodies
+            ] == [f"test.early.{n}" for n in range(3)]
+        finally:
+            conn.close()
+    finally:
+        publisher.close()
+        delete_queues(RABBIT_URL, [key])
