@@ -250,6 +250,15 @@ def small_max_message_size():
     value = old[len("{ok,") : -1]
     ctl("application:set_env(rabbit, max_message_size, 65536).")
     try:
+        # the lowered limit applies to channels opened from now on
+        conn = _amqp()
+        try:
+            channel = conn.channel()
+            channel.basic_publish(amqp.Message("x" * 70_000), routing_key="nowhere")
+            with pytest.raises(amqp.exceptions.PreconditionFailed, match="65536"):
+                channel.basic_qos(0, 1, False)  # a round trip that sees the close
+        finally:
+            conn.close()
         yield
     finally:
         ctl(f"application:set_env(rabbit, max_message_size, {value}).")
