@@ -563,6 +563,7 @@ class Delivery:
                     retry=self._retry,
                 )
             except Exception as exc:
+                self._drop_oslo_connections()
                 reason = rabbit_batch.permanent_reason(exc)
                 if reason is None:
                     result.error = exc
@@ -571,6 +572,25 @@ class Delivery:
             else:
                 result.acked.add(index)
         return result
+
+    def _drop_oslo_connections(self) -> None:
+        """After a failed send, close oslo.messaging's idle pooled connections.
+
+        With the finite retry the sender uses, oslo.messaging's rabbit
+        driver puts a connection whose channel the broker closed back in
+        its pool and never revives it: every later send would fail with
+        "connection already closed". Emptying the pool makes the next
+        attempt connect afresh.
+        """
+        pool = getattr(
+            getattr(self._transport, "_driver", None), "_connection_pool", None
+        )
+        empty = getattr(pool, "empty", None)
+        if callable(empty):
+            try:
+                empty()
+            except Exception as exc:  # closing a dead connection may fail too
+                LOG.debug("nova_notifier: emptying the connection pool: %s", exc)
 
     def _take_batch(self) -> list[tuple[Any, float, dict[str, Any]]]:
         first = self._source.take(timeout=0.2)

@@ -297,9 +297,13 @@ def _spool_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("mode", ["background", "spool"])
+@pytest.mark.parametrize(
+    ("mode", "batch"),
+    [("background", 200), ("spool", 200), ("spool", 1)],
+    ids=["background", "spool", "spool-through-oslo"],
+)
 def test_a_mismatched_exchange_sets_messages_aside_until_it_is_fixed(
-    poison, mode, caplog
+    poison, mode, batch, caplog
 ):
     """control_exchange already exists as a fanout exchange: declaring it
     as oslo.messaging does is refused (PRECONDITION_FAILED). Messages are
@@ -314,7 +318,7 @@ def test_a_mismatched_exchange_sets_messages_aside_until_it_is_fixed(
     finally:
         conn.close()
     caplog.set_level(logging.WARNING, logger="nova_notifier")
-    poison.init(mode, control_exchange=exchange)
+    poison.init(mode, control_exchange=exchange, notifications__sender_batch_size=batch)
     notifier = nova_notifier.get_notifier("compute", "poison")
     notifier.info({}, "test.poison", {"seq": -1})
     _wait(lambda: nova_notifier.stats()["dead_lettered"] == 1, what="the dead letter")
