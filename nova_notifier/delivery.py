@@ -37,8 +37,8 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_utils import timeutils
 
-from nova_notifier import rabbit_batch, spool_db
-from nova_notifier._log import RateLimited, get_logger
+from nova_notifier import _log, rabbit_batch, spool_db
+from nova_notifier._log import get_logger
 from nova_notifier.exceptions import ConfigError
 from nova_notifier.rabbit_batch import BatchPublisher, PublishResult
 from nova_notifier.serializer import sanitize
@@ -476,9 +476,9 @@ class Delivery:
         self._handover = threading.Lock()
         self._orphaned = False
         self._finished = False
-        self._drop_log = RateLimited(10.0)
-        self._dead_log = RateLimited(10.0)
-        self._stall_log = RateLimited(60.0)
+        self._drop_log = _log.RateLimited(10.0)
+        self._dead_log = _log.RateLimited(10.0)
+        self._stall_log = _log.RateLimited(60.0)
         self._thread = threading.Thread(
             target=self._run, name="nova-notifier-sender", daemon=True
         )
