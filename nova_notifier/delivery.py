@@ -279,6 +279,8 @@ class _SpoolSource:
         self._topics_json = json.dumps(topics)
         self._version = version
         self._max_bytes = max_bytes
+        self._page_size: int | None = None
+        self._budget = 0  # bytes that may be added before asking SQLite again
         self._lock_fd: int | None = None
         self._cursor = 0
         self._batch: collections.deque[tuple[int, float, str, str | None, Any]] = (
@@ -292,7 +294,7 @@ class _SpoolSource:
         """Write ``item`` to the spool; None, or why it was not written."""
         record = json.dumps({"ctxt": item["ctxt"], "message": item["message"]})
         with self._lock:
-            if self._max_bytes and spool_db.used_bytes(self._db) >= self._max_bytes:
+            if self._max_bytes and self._full(len(record)):
                 return f"the spool is full (spool_max_bytes = {self._max_bytes})"
             self._db.execute(
                 "INSERT INTO spool (created, record, topics, version) "
@@ -301,6 +303,27 @@ class _SpoolSource:
             )
         self._wake.set()
         return None
+
+    def _full(self, size: int) -> bool:
+        """Whether a record of ``size`` bytes would go over ``spool_max_bytes``.
+
+        Asks SQLite only once half of the room it last reported may be used
+        (counting each record at its length plus a row's overhead), so far
+        from the cap an insert costs no extra query, and near it every
+        insert checks.
+        """
+        cost = size + 64
+        if cost <= self._budget:
+            self._budget -= cost
+            return False
+        if self._page_size is None:
+            self._page_size = spool_db.page_size(self._db)
+        room = self._max_bytes - spool_db.used_bytes(self._db, self._page_size)
+        if room <= 0:
+            self._budget = 0
+            return True
+        self._budget = max(0, room // 2 - cost)
+        return False
 
     def _claim(self, timeout: float) -> bool:
         """Become the spool's one reader; False while another process is."""
@@ -313,7 +336,10 @@ class _SpoolSource:
             os.close(fd)
             time.sleep(timeout)  # another process sends from this spool
             return False
-        os.fchmod(fd, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # one an older release left readable
+        except OSError as exc:  # not ours to change: use it as it is
+            LOG.debug("nova_notifier: chmod %s.lock: %s", self.path, exc)
         self._lock_fd = fd
         return True
 

@@ -74,12 +74,16 @@ def connect(path: str, sync: str = "normal") -> sqlite3.Connection:
     return db
 
 
-def used_bytes(db: sqlite3.Connection) -> int:
+def page_size(db: sqlite3.Connection) -> int:
+    """The spool's page size in bytes."""
+    return int(db.execute("PRAGMA page_size").fetchone()[0])
+
+
+def used_bytes(db: sqlite3.Connection, size: int | None = None) -> int:
     """Bytes of the spool's pages that hold data (free pages left out)."""
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     free = db.execute("PRAGMA freelist_count").fetchone()[0]
-    size = db.execute("PRAGMA page_size").fetchone()[0]
-    return int((pages - free) * size)
+    return int((pages - free) * (page_size(db) if size is None else size))
 
 
 def add_dead_letter(
