@@ -716,6 +716,8 @@ class Delivery:
                         continue
                 keep.append(unit)
             units = keep + units[len(chunk) :]
+            # what status() and a shutdown count as not delivered yet
+            self._in_flight_count = len({id(unit.item) for unit in units})
             if not keep:
                 backoff = 0.1  # all of it settled: go on at once
                 continue
