@@ -213,11 +213,17 @@ def _flush_at_exit() -> None:
     """At interpreter exit, a process that never called ``cleanup()`` still
     delivers (background) or keeps (spool) what it accepted, waiting at
     most ``flush_timeout``; what it could not deliver is logged."""
-    if _STATE.delivery is not None:
-        try:
-            cleanup()
-        except Exception:  # never turn an exit into a traceback
-            LOG.exception("nova_notifier: error while flushing at exit")
+    if _STATE.delivery is None:
+        return
+    if not _STATE.lock.acquire(timeout=5):  # a thread stuck inside init()
+        LOG.warning("nova_notifier: not flushed at exit: the library is busy")
+        return
+    try:
+        cleanup()
+    except Exception:  # never turn an exit into a traceback
+        LOG.exception("nova_notifier: error while flushing at exit")
+    finally:
+        _STATE.lock.release()
 
 
 atexit.register(_flush_at_exit)
