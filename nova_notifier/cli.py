@@ -3,7 +3,8 @@
 ``nova-notifier demo`` drives the demonstration compute API of
 ``etc/api-paste.ini`` through a whole instance lifecycle and prints every
 notification a listener on the same transport received; ``listen`` tails
-the bus; ``latency`` reports how long boots take, from the bus or a file.
+the bus; ``latency`` reports how long boots take, from the bus or a file;
+``spool`` lists and re-queues the messages the broker refused.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ _COMMANDS = {
     "latency": (
         "nova_notifier.latency.command",
         "report VM provisioning latency from the bus or a 'listen --json' file",
+    ),
+    "spool": (
+        "nova_notifier.spool_command",
+        "list the dead letters of a spool, or queue them again",
     ),
 }
 

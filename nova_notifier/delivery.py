@@ -24,22 +24,23 @@ from __future__ import annotations
 import collections
 import fcntl
 import json
+import logging
 import os
 import queue
-import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from typing import Any
 
 from oslo_config import cfg
 from oslo_utils import timeutils
 
-from nova_notifier import rabbit_batch
+from nova_notifier import _log, rabbit_batch, spool_db
 from nova_notifier._log import get_logger
 from nova_notifier._messaging import oslo_messaging
 from nova_notifier.exceptions import ConfigError
-from nova_notifier.rabbit_batch import BatchPublisher
+from nova_notifier.rabbit_batch import BatchPublisher, PublishResult
 from nova_notifier.serializer import sanitize
 
 LOG = get_logger(__name__)
@@ -109,8 +110,28 @@ OPTS = [
         "flush_timeout",
         default=10.0,
         min=0,
-        help="Seconds cleanup() waits for the background sender to deliver "
-        "what is queued.",
+        help="Seconds cleanup(), or the interpreter's exit when cleanup() "
+        "was not called, waits for the background sender to deliver what "
+        "is queued.",
+    ),
+    cfg.IntOpt(
+        "dead_letter_after",
+        default=5,
+        min=1,
+        help="background and spool modes: attempts before a message the "
+        "broker refuses for good (basic.nack, ACCESS_REFUSED, "
+        "PRECONDITION_FAILED, NOT_FOUND, a message over max_message_size) is "
+        "set aside: into the spool's dead_letter table in spool mode, "
+        "dropped (counted) in background mode. Connection losses and "
+        "timeouts are retried for ever.",
+    ),
+    cfg.IntOpt(
+        "spool_max_bytes",
+        default=0,
+        min=0,
+        help="spool mode: bytes of data the spool may hold (SQLite pages in "
+        "use, dead letters included); when full, new notifications are "
+        "dropped (counted, logged at a bounded rate). 0: no limit.",
     ),
 ]
 
@@ -134,6 +155,23 @@ def check(conf: cfg.ConfigOpts) -> None:
         )
 
 
+class _Unit:
+    """One message to one topic: what the broker confirms or refuses."""
+
+    __slots__ = ("attempts", "created", "item", "key", "topic")
+
+    def __init__(self, key: Any, created: float, item: dict[str, Any], topic: str):
+        self.key = key
+        self.created = created
+        self.item = item
+        self.topic = topic
+        self.attempts = 0
+
+    @property
+    def routing_key(self) -> str:
+        return f"{self.topic}.{self.item['message']['priority'].lower()}"
+
+
 class _MemorySource:
     """A bounded FIFO in memory."""
 
@@ -143,11 +181,12 @@ class _MemorySource:
         )
         self._size = size
 
-    def put(self, item: dict[str, Any]) -> bool:
+    def put(self, item: dict[str, Any]) -> str | None:
+        """Queue ``item``; None, or why it was not queued."""
         if self._queue.qsize() >= self._size:
-            return False
+            return "the delivery queue is full"
         self._queue.put((time.time(), item))
-        return True
+        return None
 
     def take(self, timeout: float) -> tuple[Any, float, dict[str, Any]] | None:
         try:
@@ -159,6 +198,10 @@ class _MemorySource:
     def done(self, key: Any) -> None:
         """Nothing to do: a taken item left the queue already."""
 
+    def dead_letter(self, unit: _Unit, reason: str) -> bool:
+        """Nothing can keep it: False (the caller counts a drop)."""
+        return False
+
     def rewind(self) -> None:
         """Nothing to do: a memory queue cannot give an item back."""
 
@@ -168,8 +211,43 @@ class _MemorySource:
     def oldest(self) -> float | None:
         return None
 
+    def forget_after_fork(self) -> None:
+        """Nothing to let go of."""
+
     def close(self) -> int:
         return self._queue.qsize()
+
+
+# Spools of this process, so a fork can be made safe for each of them.
+_SPOOLS: weakref.WeakSet[_SpoolSource] = weakref.WeakSet()
+# Connections a forked child inherited: never used, never closed (closing
+# could checkpoint the parent's WAL or wait on a mutex held at fork time).
+_INHERITED: list[Any] = []
+
+
+def _before_fork() -> None:
+    # No spool write may be half done in the child: hold every spool's lock
+    # across the fork (a write takes microseconds).
+    for spool in list(_SPOOLS):
+        spool._lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for spool in list(_SPOOLS):
+        spool._lock.release()
+
+
+def _after_fork_in_child() -> None:
+    for spool in list(_SPOOLS):
+        spool._lock = threading.Lock()
+        spool.forget_after_fork()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 class _SpoolSource:
@@ -179,39 +257,73 @@ class _SpoolSource:
     waits on SQLite's own busy handler. Delivered rows are deleted in small
     batches (a crash in between only means a duplicate on replay). Several
     processes may write one spool; an ``flock`` on ``<spool_path>.lock``
-    lets one sender at a time read it, so no message is sent by two.
+    lets one sender at a time read it, so no message is sent by two. The
+    files are created mode 0600. Each row keeps the topics and envelope
+    version it was accepted for; rows written before those columns existed
+    go to ``topics``/``version``, the reading process's own.
     """
 
     _DELETE_BATCH = 64
 
-    def __init__(self, path: str, sync: str) -> None:
+    def __init__(
+        self,
+        path: str,
+        sync: str,
+        topics: list[str],
+        version: float,
+        max_bytes: int = 0,
+    ) -> None:
         self.path = path
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            path, check_same_thread=False, isolation_level=None, timeout=1.0
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY "
-            "AUTOINCREMENT, created REAL NOT NULL, record TEXT NOT NULL)"
-        )
+        self._db: Any = spool_db.connect(path, sync)
+        self._topics_json = json.dumps(topics)
+        self._version = version
+        self._max_bytes = max_bytes
+        self._page_size: int | None = None
+        self._budget = 0  # bytes that may be added before asking SQLite again
         self._lock_fd: int | None = None
         self._cursor = 0
-        self._batch: collections.deque[tuple[int, float, str]] = collections.deque()
+        self._batch: collections.deque[tuple[int, float, str, str | None, Any]] = (
+            collections.deque()
+        )
         self._delivered: list[tuple[int]] = []
         self._wake = threading.Event()
+        _SPOOLS.add(self)
 
-    def put(self, item: dict[str, Any]) -> bool:
-        record = json.dumps(item)
+    def put(self, item: dict[str, Any]) -> str | None:
+        """Write ``item`` to the spool; None, or why it was not written."""
+        record = json.dumps({"ctxt": item["ctxt"], "message": item["message"]})
         with self._lock:
+            if self._max_bytes and self._full(len(record)):
+                return f"the spool is full (spool_max_bytes = {self._max_bytes})"
             self._db.execute(
-                "INSERT INTO spool (created, record) VALUES (?, ?)",
-                (time.time(), record),
+                "INSERT INTO spool (created, record, topics, version) "
+                "VALUES (?, ?, ?, ?)",
+                (time.time(), record, json.dumps(item["topics"]), item["version"]),
             )
         self._wake.set()
-        return True
+        return None
+
+    def _full(self, size: int) -> bool:
+        """Whether a record of ``size`` bytes would go over ``spool_max_bytes``.
+
+        Asks SQLite only once half of the room it last reported may be used
+        (counting each record at its length plus a row's overhead), so far
+        from the cap an insert costs no extra query, and near it every
+        insert checks.
+        """
+        cost = size + 64
+        if cost <= self._budget:
+            self._budget -= cost
+            return False
+        if self._page_size is None:
+            self._page_size = spool_db.page_size(self._db)
+        room = self._max_bytes - spool_db.used_bytes(self._db, self._page_size)
+        if room <= 0:
+            self._budget = 0
+            return True
+        self._budget = max(0, room // 2 - cost)
+        return False
 
     def _claim(self, timeout: float) -> bool:
         """Become the spool's one reader; False while another process is."""
@@ -224,6 +336,10 @@ class _SpoolSource:
             os.close(fd)
             time.sleep(timeout)  # another process sends from this spool
             return False
+        try:
+            os.fchmod(fd, 0o600)  # one an older release left readable
+        except OSError as exc:  # not ours to change: use it as it is
+            LOG.debug("nova_notifier: chmod %s.lock: %s", self.path, exc)
         self._lock_fd = fd
         return True
 
@@ -234,8 +350,8 @@ class _SpoolSource:
             self._flush_deletes()
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT seq, created, record FROM spool WHERE seq > ? "
-                    "ORDER BY seq LIMIT 256",
+                    "SELECT seq, created, record, topics, version FROM spool "
+                    "WHERE seq > ? ORDER BY seq LIMIT 256",
                     (self._cursor,),
                 ).fetchall()
             if not rows:
@@ -245,8 +361,11 @@ class _SpoolSource:
                 return None
             self._batch.extend(rows)
             self._cursor = rows[-1][0]
-        seq, created, record = self._batch.popleft()
-        return seq, created, json.loads(record)
+        seq, created, record, topics, version = self._batch.popleft()
+        item = json.loads(record)
+        item["topics"] = json.loads(topics or self._topics_json)
+        item["version"] = self._version if version is None else float(version)
+        return seq, created, item
 
     def rewind(self) -> None:
         """Read again from the oldest row still in the spool (after an error)."""
@@ -254,7 +373,14 @@ class _SpoolSource:
         self._cursor = 0
 
     def forget_after_fork(self) -> None:
-        """Close the inherited lock file descriptor without unlocking it."""
+        """In a forked child: let go of the parent's connection and lock file.
+
+        Neither is closed through SQLite or unlocked: they are the parent's.
+        A child that sends opens the spool again.
+        """
+        if self._db is not None:
+            _INHERITED.append(self._db)
+            self._db = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -263,6 +389,21 @@ class _SpoolSource:
         self._delivered.append((key,))
         if len(self._delivered) >= self._DELETE_BATCH:
             self._flush_deletes()
+
+    def dead_letter(self, unit: _Unit, reason: str) -> bool:
+        """Keep a refused message in the ``dead_letter`` table: True."""
+        record = {"ctxt": unit.item["ctxt"], "message": unit.item["message"]}
+        with self._lock:
+            spool_db.add_dead_letter(
+                self._db,
+                unit.created,
+                record,
+                unit.topic,
+                unit.item["version"],
+                unit.attempts,
+                reason,
+            )
+        return True
 
     def _flush_deletes(self) -> None:
         if self._delivered:
@@ -291,6 +432,7 @@ class _SpoolSource:
     def close(self) -> int:
         self._flush_deletes()
         left = self.backlog()
+        _SPOOLS.discard(self)
         self._db.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -302,9 +444,14 @@ class Delivery:
     """Hands notifications to the transport; the caller never waits on it.
 
     ``submit`` builds the wire message (message_id, timestamp, sanitised
-    payload) in the calling thread and queues it; a sender thread publishes
-    it with the transport, retrying with backoff until the broker accepts it.
+    payload) in the calling thread and queues it with its destination; a
+    sender thread publishes it with the transport, retrying transient
+    failures with backoff until the broker accepts it, and setting aside a
+    message the broker refused ``dead_letter_after`` times.
     """
+
+    # Seconds close() waits for a sender told to stop now (tests lower it).
+    _ABORT_JOIN = 5.0
 
     def __init__(
         self,
@@ -327,15 +474,22 @@ class Delivery:
         self._retry = 0 if retry is None or retry < 0 else retry
         self._backoff_max = group.retry_backoff_max
         self._flush_timeout = group.flush_timeout
+        self._dead_letter_after = group.dead_letter_after
         url = notify_conf.transport_url or conf.transport_url or ""
         self._batch_size = group.sender_batch_size
         self._batcher = (
             BatchPublisher(conf, url, group.send_timeout)
-            if self._batch_size > 1 and rabbit_batch.supports(conf, url, self._version)
+            if self._batch_size > 1 and rabbit_batch.supports(conf, url, 2.0)
             else None
         )
         self._source: _MemorySource | _SpoolSource = (
-            _SpoolSource(group.spool_path, group.spool_sync)
+            _SpoolSource(
+                group.spool_path,
+                group.spool_sync,
+                self._topics,
+                self._version,
+                group.spool_max_bytes,
+            )
             if self.mode == SPOOL
             else _MemorySource(group.queue_size)
         )
@@ -344,7 +498,13 @@ class Delivery:
         self._in_flight_count = 0
         self._stop = threading.Event()  # drain what is queued, then stop
         self._abort = threading.Event()  # stop now
-        self._last_drop_log = 0.0
+        # Who closes the spool: close(), or a sender it gave up waiting for.
+        self._handover = threading.Lock()
+        self._orphaned = False
+        self._finished = False
+        self._drop_log = _log.RateLimited(10.0)
+        self._dead_log = _log.RateLimited(10.0)
+        self._stall_log = _log.RateLimited(60.0)
         self._thread = threading.Thread(
             target=self._run, name="nova-notifier-sender", daemon=True
         )
@@ -370,53 +530,93 @@ class Delivery:
             "payload": sanitize(payload),
             "timestamp": str(timeutils.utcnow()),
         }
-        if self._source.put({"ctxt": ctxt, "message": message}):
+        item = {
+            "ctxt": ctxt,
+            "message": message,
+            "topics": self._topics,
+            "version": self._version,
+        }
+        refused = self._source.put(item)
+        if refused is None:
             self._stats["queued"] += 1
         else:
-            self._dropped(event_type, "the delivery queue is full")
+            self._dropped(event_type, refused)
 
-    def _dropped(self, event_type: str, reason: str) -> None:
-        self._stats["dropped"] += 1
-        now = time.monotonic()
-        if now - self._last_drop_log >= 10:  # at most one line every 10 s
-            self._last_drop_log = now
-            LOG.warning(
-                "nova_notifier: dropped %s notification: %s (%d dropped so far)",
-                event_type,
-                reason,
-                self._stats["dropped"],
-            )
+    def _dropped(self, event_type: str, reason: str, count: int = 1) -> None:
+        self._stats["dropped"] += count
+        self._drop_log.log(
+            LOG,
+            logging.WARNING,
+            "nova_notifier: dropped %s notification: %s (%d dropped so far)",
+            event_type,
+            reason,
+            self._stats["dropped"],
+        )
 
     # -- the sender's side -------------------------------------------------
 
-    def _publish_batch(self, items: list[dict[str, Any]]) -> None:
-        if self._batcher is not None:
-            self._batcher.publish(
+    def _send(self, units: list[_Unit]) -> PublishResult:
+        """One attempt at every unit: through the batcher when it can carry
+        the unit's envelope, else one by one through oslo.messaging."""
+        result = PublishResult(set(), {})
+        batcher = self._batcher
+        rabbit = [
+            index
+            for index, unit in enumerate(units)
+            if batcher is not None and unit.item["version"] == 2.0
+        ]
+        if batcher is not None and rabbit:
+            outcome = batcher.publish(
                 [
-                    (
-                        f"{topic}.{item['message']['priority'].lower()}",
-                        item["ctxt"],
-                        item["message"],
-                    )
-                    for item in items
-                    for topic in self._topics
+                    (unit.routing_key, unit.item["ctxt"], unit.item["message"])
+                    for unit in (units[index] for index in rabbit)
                 ]
             )
-            return
-        for item in items:
-            self._publish(item)
+            result.acked |= {rabbit[i] for i in outcome.acked}
+            result.refused.update({rabbit[i]: r for i, r in outcome.refused.items()})
+            result.error = outcome.error
+            if outcome.error is not None:
+                return result
+        for index, unit in enumerate(units):
+            if index in result.acked or index in result.refused:
+                continue
+            try:
+                self._transport._send_notification(
+                    oslo_messaging.Target(topic=unit.routing_key),
+                    unit.item["ctxt"],
+                    unit.item["message"],
+                    version=unit.item["version"],
+                    retry=self._retry,
+                )
+            except Exception as exc:
+                self._drop_oslo_connections()
+                reason = rabbit_batch.permanent_reason(exc)
+                if reason is None:
+                    result.error = exc
+                    return result
+                result.refused[index] = reason
+            else:
+                result.acked.add(index)
+        return result
 
-    def _publish(self, item: dict[str, Any]) -> None:
-        message = item["message"]
-        priority = message["priority"].lower()
-        for topic in self._topics:
-            self._transport._send_notification(
-                oslo_messaging.Target(topic=f"{topic}.{priority}"),
-                item["ctxt"],
-                message,
-                version=self._version,
-                retry=self._retry,
-            )
+    def _drop_oslo_connections(self) -> None:
+        """After a failed send, close oslo.messaging's idle pooled connections.
+
+        With the finite retry the sender uses, oslo.messaging's rabbit
+        driver puts a connection whose channel the broker closed back in
+        its pool and never revives it: every later send would fail with
+        "connection already closed". Emptying the pool makes the next
+        attempt connect afresh.
+        """
+        pool = getattr(
+            getattr(self._transport, "_driver", None), "_connection_pool", None
+        )
+        empty = getattr(pool, "empty", None)
+        if callable(empty):
+            try:
+                empty()
+            except Exception as exc:  # closing a dead connection may fail too
+                LOG.debug("nova_notifier: emptying the connection pool: %s", exc)
 
     def _take_batch(self) -> list[tuple[Any, float, dict[str, Any]]]:
         first = self._source.take(timeout=0.2)
@@ -432,20 +632,27 @@ class Delivery:
 
     def _run(self) -> None:
         """The sender thread: deliver, and survive anything unexpected."""
-        while not self._abort.is_set():
-            try:
-                self._deliver()
-                return
-            except Exception:
-                LOG.exception("nova_notifier: sender error; restarting in 1 s")
-                self._stats["retried"] += 1
-                self._source.rewind()
-                if self._abort.wait(1.0):
+        try:
+            while not self._abort.is_set():
+                try:
+                    self._deliver()
                     return
+                except Exception:
+                    LOG.exception("nova_notifier: sender error; restarting in 1 s")
+                    self._stats["retried"] += 1
+                    self._source.rewind()
+                    if self._abort.wait(1.0):
+                        return
+        finally:
+            if self._batcher is not None:
+                self._batcher.close()
+            with self._handover:
+                self._finished = True
+                orphaned = self._orphaned
+            if orphaned:  # close() left the spool to us
+                self._close_source()
 
     def _deliver(self) -> None:
-        backoff = 0.1
-        stalled_at: float | None = None
         while not self._abort.is_set():
             batch = self._take_batch()
             if not batch:
@@ -454,41 +661,125 @@ class Delivery:
                 continue
             self._in_flight_since = batch[0][1]
             self._in_flight_count = len(batch)
-            while True:
-                try:
-                    if self.enabled:
-                        self._publish_batch([item for _, _, item in batch])
-                    break
-                except Exception as exc:
-                    self._stats["retried"] += 1
-                    if stalled_at is None:
-                        stalled_at = time.monotonic()
-                        LOG.warning(
-                            "nova_notifier: delivery stalled, retrying: %s", exc
-                        )
-                    if self._abort.wait(backoff):
-                        self._aborted_in_flight = len(batch)
-                        return
-                    backoff = min(backoff * 2, self._backoff_max)
+            if self.enabled and not self._deliver_batch(batch):
+                self._aborted_in_flight = self._in_flight_count
+                return
             for key, _, _ in batch:
                 self._source.done(key)
             self._in_flight_since = None
             self._in_flight_count = 0
-            self._stats["sent"] += len(batch)
-            if stalled_at is not None:
-                LOG.warning(
-                    "nova_notifier: delivery resumed after %.1f s",
-                    time.monotonic() - stalled_at,
-                )
-                stalled_at = None
-                backoff = 0.1
-        if self._batcher is not None:
-            self._batcher.close()
+
+    def _deliver_batch(self, batch: list[tuple[Any, float, dict[str, Any]]]) -> bool:
+        """Deliver or set aside every message of ``batch``; False if aborted.
+
+        Each attempt resends only what the broker has not confirmed. A
+        permanent refusal counts against the message it concerns; one that
+        cannot be pinned on a message (the broker closed the channel while
+        several were unconfirmed) makes the rest go one at a time, so the
+        next refusal can.
+        """
+        units = [
+            _Unit(key, created, item, topic)
+            for key, created, item in batch
+            for topic in item["topics"]
+        ]
+        refused_items: set[int] = set()
+        backoff = 0.1
+        stalled_at: float | None = None
+        one_by_one = False
+        while units:
+            chunk = units[:1] if one_by_one else units
+            result = self._send(chunk)
+            reason = (
+                None
+                if result.error is None
+                else rabbit_batch.permanent_reason(result.error)
+            )
+            unsettled = [
+                i
+                for i in range(len(chunk))
+                if i not in result.acked | set(result.refused)
+            ]
+            if reason is not None and len(unsettled) == 1:
+                result.refused[unsettled[0]] = reason  # pinned on the one left
+            elif reason is not None:
+                one_by_one = True
+            keep = []
+            for index, unit in enumerate(chunk):
+                if index in result.acked:
+                    continue
+                if index in result.refused:
+                    unit.attempts += 1
+                    if unit.attempts >= self._dead_letter_after:
+                        self._set_aside(unit, result.refused[index])
+                        refused_items.add(id(unit.item))
+                        continue
+                keep.append(unit)
+            units = keep + units[len(chunk) :]
+            # what status() and a shutdown count as not delivered yet
+            self._in_flight_count = len({id(unit.item) for unit in units})
+            if not keep:
+                backoff = 0.1  # all of it settled: go on at once
+                continue
+            self._stats["retried"] += 1
+            if result.error is not None and reason is None:
+                # One limiter for the first line and the reminders: a
+                # flapping broker costs a line a minute, with the count.
+                if stalled_at is None:
+                    stalled_at = time.monotonic()
+                    self._stall_log.log(
+                        LOG,
+                        logging.WARNING,
+                        "nova_notifier: delivery stalled, retrying: %s",
+                        result.error,
+                    )
+                else:
+                    self._stall_log.log(
+                        LOG,
+                        logging.WARNING,
+                        "nova_notifier: delivery still stalled after %.0f s "
+                        "(%d to send): %s",
+                        time.monotonic() - stalled_at,
+                        self._source.backlog() + len(units),
+                        result.error,
+                    )
+            if self._abort.wait(backoff):
+                return False
+            backoff = min(backoff * 2, self._backoff_max)
+        self._stats["sent"] += len({id(i) for _, _, i in batch} - refused_items)
+        if stalled_at is not None:
+            LOG.warning(
+                "nova_notifier: delivery resumed after %.1f s",
+                time.monotonic() - stalled_at,
+            )
+        return True
+
+    def _set_aside(self, unit: _Unit, reason: str) -> None:
+        """The broker refused ``unit`` for good: keep it aside, log it once."""
+        message = unit.item["message"]
+        kept = self._source.dead_letter(unit, reason)
+        self._stats["dead_lettered"] += 1
+        if not kept:
+            self._stats["dropped"] += 1
+        self._dead_log.log(
+            LOG,
+            logging.ERROR,
+            "nova_notifier: the broker refused %s notification %s to %s %d "
+            "times; %s: %s (%d set aside so far)",
+            message["event_type"],
+            message["message_id"],
+            unit.routing_key,
+            unit.attempts,
+            "kept in the spool's dead_letter table"
+            if kept
+            else "dropped (background mode)",
+            reason,
+            self._stats["dead_lettered"],
+        )
 
     def forget_after_fork(self) -> None:
-        """In a forked child: let go of the parent's spool lock, touch nothing else."""
-        if isinstance(self._source, _SpoolSource):
-            self._source.forget_after_fork()
+        """In a forked child: let go of the parent's spool, touch nothing else."""
+        self._source.forget_after_fork()
 
     # -- status and shutdown -----------------------------------------------
 
@@ -502,12 +793,31 @@ class Delivery:
         age = 0.0 if oldest is None else max(0.0, time.time() - oldest)
         return {"backlog": backlog, "oldest_undelivered_age": round(age, 3)}
 
-    def close(self, timeout: float | None = None) -> None:
-        """Deliver what is queued (at most ``timeout`` s), then stop the sender."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Deliver what is queued (at most ``timeout`` s), then stop the sender.
+
+        Returns False when the sender did not stop (stuck in a call that
+        does not return): its spool and connection are then left open for
+        it, and it closes them itself if it ever returns.
+        """
         self._stop.set()
         self._thread.join(self._flush_timeout if timeout is None else timeout)
         self._abort.set()
-        self._thread.join(5)
+        self._thread.join(self._ABORT_JOIN)
+        with self._handover:
+            self._orphaned = not self._finished
+        if self._orphaned:
+            LOG.warning(
+                "nova_notifier: the sender did not stop within %.1f s; its "
+                "spool and connection are left open for it",
+                (self._flush_timeout if timeout is None else timeout)
+                + self._ABORT_JOIN,
+            )
+            return False
+        self._close_source()
+        return True
+
+    def _close_source(self) -> None:
         left = self._source.close()
         if self.mode != SPOOL:
             left += self._aborted_in_flight  # the batch still being retried

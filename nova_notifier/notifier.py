@@ -8,6 +8,7 @@ asynchronous) for all of them.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -199,8 +200,10 @@ def _release() -> None:
     _STATE.base = None
     _STATE.delivery = None
     _STATE.prepared = {}
-    if delivery is not None:
-        delivery.close()
+    if delivery is not None and not delivery.close():
+        # The sender is still using the transport: leave it to the sender.
+        LOG.warning("nova_notifier: transport left open for a sender still running")
+        transport = None
     if transport is not None:
         _close_transport(transport)
 
@@ -248,6 +251,26 @@ def cleanup() -> None:
         _release()
 
 
+def _flush_at_exit() -> None:
+    """At interpreter exit, a process that never called ``cleanup()`` still
+    delivers (background) or keeps (spool) what it accepted, waiting at
+    most ``flush_timeout``; what it could not deliver is logged."""
+    if _STATE.delivery is None:
+        return
+    if not _STATE.lock.acquire(timeout=5):  # a thread stuck inside init()
+        LOG.warning("nova_notifier: not flushed at exit: the library is busy")
+        return
+    try:
+        cleanup()
+    except Exception:  # never turn an exit into a traceback
+        LOG.exception("nova_notifier: error while flushing at exit")
+    finally:
+        _STATE.lock.release()
+
+
+atexit.register(_flush_at_exit)
+
+
 def is_initialized() -> bool:
     """True between ``init()`` and ``cleanup()``."""
     return _STATE.base is not None or _STATE.reinit
@@ -278,12 +301,16 @@ def stats() -> dict[str, Any]:
     ``queued`` (accepted by an emit call), ``sent`` (handed to the transport
     and, with a background mode, accepted by the broker), ``retried``
     (delivery attempts that failed), ``dropped`` (never to be sent),
+    ``dead_lettered`` (refused for good by the broker ``dead_letter_after``
+    times, then set aside: kept in the spool's dead_letter table in spool
+    mode, also counted as dropped in background mode),
     ``backlog`` (accepted, not yet delivered) and ``oldest_undelivered_age``
     (seconds).
     """
     counters = _STATE.stats
     result: dict[str, Any] = {
-        name: counters[name] for name in ("queued", "sent", "retried", "dropped")
+        name: counters[name]
+        for name in ("queued", "sent", "retried", "dropped", "dead_lettered")
     }
     delivery = _STATE.delivery
     result.update(

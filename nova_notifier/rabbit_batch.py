@@ -13,7 +13,9 @@ oslo.messaging declares it, so listeners cannot tell the difference.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -27,8 +29,71 @@ from nova_notifier._messaging import oslo_messaging
 LOG = get_logger(__name__)
 
 
-class PublishError(Exception):
-    """The broker refused (nack) or did not confirm a batch in time."""
+class _ConnectError(Exception):
+    """Connecting or logging in failed: never the fault of one message."""
+
+
+# AMQP reply codes that refuse what was sent, whatever the retry: the
+# broker will answer the same until an operator changes something.
+_PERMANENT_CODES = {
+    311: "CONTENT_TOO_LARGE",
+    403: "ACCESS_REFUSED",
+    404: "NOT_FOUND",
+    405: "RESOURCE_LOCKED",
+    406: "PRECONDITION_FAILED",
+    501: "FRAME_ERROR",
+    502: "SYNTAX_ERROR",
+}
+NACK_REASON = (
+    "basic.nack: the broker refused the message (e.g. a full queue with "
+    "x-overflow=reject-publish)"
+)
+
+
+def permanent_reason(exc: BaseException) -> str | None:
+    """The broker's reason when ``exc`` is a permanent refusal, else None.
+
+    Looks through the exception and what it wraps (``__cause__`` and
+    ``__context__``, as oslo.messaging's ``MessageDeliveryFailure`` wraps
+    the kombu/amqp error) for an AMQP error whose reply code refuses the
+    content or a declaration (ACCESS_REFUSED, NOT_FOUND,
+    PRECONDITION_FAILED, CONTENT_TOO_LARGE, frame errors). Connection
+    losses, timeouts, a forced close, a failed login and anything else are
+    transient: None.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _ConnectError):
+            return None
+        if isinstance(current, amqp.exceptions.AMQPError):
+            code = getattr(current, "reply_code", None)
+            if code in _PERMANENT_CODES:
+                text = getattr(current, "reply_text", "") or str(current)
+                return f"{code} {text}"
+            return None
+        current = current.__cause__ or current.__context__
+    return None
+
+
+# RabbitMQ's refusal of a message over max_message_size names the limit.
+_MAX_SIZE_TEXT = re.compile(r"larger than configured max size (\d+)")
+
+
+@dataclasses.dataclass
+class PublishResult:
+    """What became of each message of a batch, by its index in the batch.
+
+    ``acked``: confirmed by the broker. ``refused``: refused for good (a
+    nack, or a permanent error on its queue's or exchange's declaration),
+    with the reason. ``error``: why the batch stopped early (the rest are
+    unconfirmed: not known to be delivered), or None.
+    """
+
+    acked: set[int]
+    refused: dict[int, str]
+    error: BaseException | None = None
 
 
 def supports(conf: cfg.ConfigOpts, transport_url: str, version: float) -> bool:
@@ -61,7 +126,8 @@ class BatchPublisher:
 
     Not thread-safe: the background sender is its only user. Any error
     closes the connection; the next batch reconnects, trying the URL's hosts
-    in turn.
+    in turn. Declarations go over a channel of their own, so a refused
+    declaration never closes the channel messages are confirmed on.
     """
 
     def __init__(
@@ -82,10 +148,18 @@ class BatchPublisher:
         self._auto_delete = bool(getattr(rabbit, "amqp_auto_delete", False))
         self._conn: amqp.Connection | None = None
         self._channel: Any = None
+        self._declare_channel: Any = None
+        self._exchange_refused: str | None = None
         self._declared: set[str] = set()
         self._published = 0  # delivery tag of the last message published
         self._unconfirmed: set[int] = set()  # published, not yet acked
+        self._nacked_tags: set[int] = set()
         self._nacked = False
+        # A body this big may be over the broker's max_message_size, which
+        # closes the channel and loses the confirms of what went before it:
+        # it waits for those first. Lowered to the limit once the broker
+        # named it.
+        self._big = 65536
 
     # -- connection --------------------------------------------------------
 
@@ -103,59 +177,122 @@ class BatchPublisher:
             heartbeat=0,
         )
         self._conn = conn  # so that close() releases it if what follows fails
-        conn.connect()
+        try:
+            conn.connect()
+        except Exception as exc:
+            raise _ConnectError(f"cannot connect to {host.hostname}: {exc}") from exc
         channel = conn.channel()
         channel.confirm_select()
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
-        channel.exchange_declare(
-            self._exchange,
-            "topic",
-            durable=self._durable,
-            auto_delete=self._auto_delete,
-        )
         self._channel = channel
+        self._declare_channel = None
         self._declared = set()
         self._published = 0
         self._unconfirmed = set()
+        self._nacked_tags = set()
         self._nacked = False
+        self._exchange_refused = self._declare_exchange()
         return channel
 
     def close(self) -> None:
         """Drop the connection (reconnects on the next batch)."""
         conn, self._conn, self._channel = self._conn, None, None
+        self._declare_channel = None
         if conn is not None:
             try:
                 conn.collect()  # no handshake: the socket may be dead
             except Exception as exc:
                 LOG.debug("closing the publisher connection: %s", exc)
 
-    def _settle(self, delivery_tag: int, multiple: bool) -> None:
+    def _settle(self, delivery_tag: int, multiple: bool) -> set[int]:
         # Confirms may come out of order; "multiple" covers every tag up to it.
         if multiple:
-            self._unconfirmed = {t for t in self._unconfirmed if t > delivery_tag}
+            settled = {t for t in self._unconfirmed if t <= delivery_tag}
         else:
-            self._unconfirmed.discard(delivery_tag)
+            settled = {delivery_tag} & self._unconfirmed
+        self._unconfirmed -= settled
+        return settled
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
         self._settle(delivery_tag, multiple)
 
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
         self._nacked = True
-        self._settle(delivery_tag, multiple)
+        self._nacked_tags |= self._settle(delivery_tag, multiple)
+
+    # -- declarations ------------------------------------------------------
+
+    def _declaring(self, operation: Any) -> str | None:
+        """Run ``operation(channel)`` on the declaration channel.
+
+        Returns None, or the broker's reason when it refused for good (the
+        broker then closed that channel: the next call opens another).
+        Anything else (a lost connection) raises.
+        """
+        assert self._conn is not None
+        if self._declare_channel is None:
+            self._declare_channel = self._conn.channel()
+        try:
+            operation(self._declare_channel)
+        except amqp.exceptions.ChannelError as exc:
+            self._declare_channel = None
+            reason = permanent_reason(exc)
+            if reason is None:
+                raise
+            return reason
+        return None
+
+    def _declare_exchange(self) -> str | None:
+        """Declare ``control_exchange`` as oslo.messaging does; the refusal, if any.
+
+        An exchange that exists with another type or durability is refused
+        (PRECONDITION_FAILED): publishing to it would route differently from
+        what listeners expect, so messages are not sent to it.
+        """
+        return self._declaring(
+            lambda ch: ch.exchange_declare(
+                self._exchange,
+                "topic",
+                durable=self._durable,
+                auto_delete=self._auto_delete,
+            )
+        )
+
+    def _declare(self, routing_key: str) -> str | None:
+        """Make sure the queue oslo.messaging declares before its first send
+        exists and is bound, so notifications published before any listener
+        exists are kept. Returns the broker's refusal, if any.
+
+        A queue that already exists is used as it is: a consumer that
+        declared it with arguments of its own (``x-max-length``, a
+        dead-letter exchange, a queue type) owns it, and declaring it again
+        with oslo.messaging's arguments would only fail with
+        PRECONDITION_FAILED. So the queue is checked (passive declare)
+        first, declared only when missing, and bound in both cases.
+        """
+        if routing_key in self._declared:
+            return None
+        exists = (
+            self._declaring(lambda ch: ch.queue_declare(routing_key, passive=True))
+            is None
+        )
+        if not exists:
+            refused = self._declaring(
+                lambda ch: ch.queue_declare(
+                    routing_key, durable=self._durable, auto_delete=self._auto_delete
+                )
+            )
+            if refused is not None and not refused.startswith("406 "):
+                return refused  # 406: declared meanwhile by someone else
+        refused = self._declaring(
+            lambda ch: ch.queue_bind(routing_key, self._exchange, routing_key)
+        )
+        if refused is None:
+            self._declared.add(routing_key)
+        return refused
 
     # -- publishing --------------------------------------------------------
-
-    def _declare(self, channel: Any, routing_key: str) -> None:
-        """Declare the queue oslo.messaging declares before its first send,
-        so notifications published before any listener exists are kept."""
-        if routing_key in self._declared:
-            return
-        channel.queue_declare(
-            routing_key, durable=self._durable, auto_delete=self._auto_delete
-        )
-        channel.queue_bind(routing_key, self._exchange, routing_key)
-        self._declared.add(routing_key)
 
     @staticmethod
     def body(ctxt: dict[str, Any], message: dict[str, Any]) -> str:
@@ -166,22 +303,44 @@ class BatchPublisher:
             raw[f"_context_{key}"] = value
         return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(raw)})
 
+    def _wait_confirms(self, tags: dict[int, int]) -> None:
+        assert self._conn is not None
+        while self._unconfirmed & tags.keys():
+            self._conn.drain_events(timeout=self._timeout)
+
     def publish(
         self, batch: Sequence[tuple[str, dict[str, Any], dict[str, Any]]]
-    ) -> None:
+    ) -> PublishResult:
         """Publish every item, then wait until the broker confirmed them all.
 
-        Raises on any failure (connection, nack, timeout); the caller retries
-        the whole batch, so a message may arrive twice, never not at all.
+        Never raises: the result says, per item, whether the broker
+        confirmed it, refused it for good (nack, refused declaration) or
+        left it unconfirmed because the batch stopped on ``error``. Only the
+        unconfirmed and refused ones need sending again.
         """
+        refused: dict[int, str] = {}
+        tags: dict[int, int] = {}  # delivery tag -> index in the batch
+        error: BaseException | None = None
         try:
             channel = self._channel if self._channel is not None else self._connect()
-            self._nacked = False
-            for routing_key, ctxt, message in batch:
-                self._declare(channel, routing_key)
+            if self._exchange_refused is not None:
+                exchange_refused = self._exchange_refused
+                self.close()  # declare again on the next attempt
+                return PublishResult(
+                    set(), dict.fromkeys(range(len(batch)), exchange_refused)
+                )
+            refusals = {key: self._declare(key) for key, _, _ in batch}
+            for index, (routing_key, ctxt, message) in enumerate(batch):
+                reason = refusals[routing_key]
+                if reason is not None:
+                    refused[index] = reason
+                    continue
+                body = self.body(ctxt, message).encode("utf-8")
+                if len(body) >= self._big:
+                    self._wait_confirms(tags)
                 channel.basic_publish(
                     amqp.Message(
-                        self.body(ctxt, message),
+                        body,
                         content_type="application/json",
                         content_encoding="utf-8",
                         delivery_mode=2,
@@ -193,11 +352,24 @@ class BatchPublisher:
                 )
                 self._published += 1
                 self._unconfirmed.add(self._published)
-            assert self._conn is not None
-            while self._unconfirmed:
-                self._conn.drain_events(timeout=self._timeout)
-            if self._nacked:
-                raise PublishError("the broker refused (nack) a notification")
-        except Exception:
+                tags[self._published] = index
+            self._wait_confirms(tags)
+        except Exception as exc:
+            error = exc
             self.close()
-            raise
+            limit = _MAX_SIZE_TEXT.search(str(exc))
+            if limit:
+                self._big = min(self._big, int(limit.group(1)))
+        unconfirmed = self._unconfirmed
+        acked = {
+            index
+            for tag, index in tags.items()
+            if tag not in unconfirmed and tag not in self._nacked_tags
+        }
+        for tag, index in tags.items():
+            if tag in self._nacked_tags:
+                refused[index] = NACK_REASON
+        self._nacked_tags -= tags.keys()
+        self._unconfirmed -= tags.keys()
+        self._nacked = False
+        return PublishResult(acked, refused, error)

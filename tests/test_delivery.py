@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -10,6 +11,7 @@ from oslo_context import context as oslo_context
 
 import nova_notifier
 from nova_notifier import delivery
+from nova_notifier.rabbit_batch import PublishResult
 
 INSTANCE = {"uuid": "3f1c2b9e-1111-4d2b-9c3e-5f6a7b8c9d0e", "vm_state": "active"}
 
@@ -68,13 +70,13 @@ def test_every_mode_puts_the_same_notification_on_the_wire(broker_env, tmp_path)
 
 def test_a_full_queue_drops_and_counts_without_blocking(fake_env, monkeypatch):
     release = threading.Event()
-    original = delivery.Delivery._publish_batch
+    original = delivery.Delivery._send
 
-    def stuck(self, items):
+    def stuck(self, units):
         release.wait(30)
-        original(self, items)
+        return original(self, units)
 
-    monkeypatch.setattr(delivery.Delivery, "_publish_batch", stuck)
+    monkeypatch.setattr(delivery.Delivery, "_send", stuck)
     fake_env.override("delivery_mode", "background", group="notifications")
     fake_env.override("queue_size", 5, group="notifications")
     fake_env.override("sender_batch_size", 1, group="notifications")
@@ -141,15 +143,15 @@ def test_a_process_without_a_driver_leaves_the_spool_alone(fake_env, tmp_path):
     # a first process whose broker is unreachable leaves rows in the spool
     fake_env.override("driver", ["messagingv2"], group="oslo_messaging_notifications")
     nova_notifier.init(fake_env.conf)
-    original = delivery.Delivery._publish_batch
+    original = delivery.Delivery._send
     try:
-        delivery.Delivery._publish_batch = lambda self, items: (_ for _ in ()).throw(
-            RuntimeError("broker down")
+        delivery.Delivery._send = lambda self, units: PublishResult(
+            set(), {}, RuntimeError("broker down")
         )
         nova_notifier.get_notifier("compute").info({}, "test.kept", {"n": 1})
         nova_notifier.cleanup()
     finally:
-        delivery.Delivery._publish_batch = original
+        delivery.Delivery._send = original
     # a tool with no driver on the same spool must not consume it
     fake_env.override("driver", [], group="oslo_messaging_notifications")
     nova_notifier.init(fake_env.conf)
@@ -158,3 +160,42 @@ def test_a_process_without_a_driver_leaves_the_spool_alone(fake_env, tmp_path):
     fake_env.override("driver", ["messagingv2"], group="oslo_messaging_notifications")
     nova_notifier.init(fake_env.conf)
     fake_env.collector.wait_for(1, event_type="test.kept")
+
+
+def test_repeated_failures_are_logged_at_a_bounded_rate_with_counts(
+    fake_env, monkeypatch, caplog
+):
+    """A broker down for many attempts and a queue that overflows many
+    times: a few lines that carry the counts, not a line per failure."""
+    failures = 40
+    original = delivery.Delivery._send
+    calls = [0]
+
+    def send(self, units):
+        calls[0] += 1
+        if calls[0] <= failures:
+            return PublishResult(set(), {}, ConnectionRefusedError("broker down"))
+        return original(self, units)
+
+    monkeypatch.setattr(delivery.Delivery, "_send", send)
+    fake_env.override("delivery_mode", "background", group="notifications")
+    fake_env.override("retry_backoff_max", 0.01, group="notifications")
+    fake_env.override("queue_size", 10, group="notifications")
+    caplog.set_level(logging.WARNING, logger="nova_notifier")
+    nova_notifier.init(fake_env.conf)
+    notifier = nova_notifier.get_notifier("compute")
+    for seq in range(100):
+        notifier.info({}, "test.bounded", {"seq": seq})
+    stats = nova_notifier.stats()
+    fake_env.collector.wait_for(stats["queued"], event_type="test.bounded")
+    stats = nova_notifier.stats()
+    assert stats["retried"] == failures and stats["dropped"] == 100 - stats["queued"]
+    assert stats["dropped"] >= 80 and stats["dead_lettered"] == 0
+    lines = [r.getMessage() for r in caplog.records]
+    drops = [line for line in lines if "dropped test.bounded" in line]
+    assert (
+        len(drops) == 1 and "the delivery queue is full (1 dropped so far)" in drops[0]
+    )
+    stalls = [line for line in lines if "stalled" in line]
+    assert len(stalls) == 1 and "broker down" in stalls[0]
+    assert len([line for line in lines if "delivery resumed" in line]) == 1

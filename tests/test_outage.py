@@ -135,6 +135,7 @@ def test_ten_thousand_across_a_ten_second_cut_lose_nothing(outage, mode):
     print(f"{mode}: 0 lost, {duplicates} duplicates, stats {stats}")
     assert stalled["backlog"] > 0 and stalled["retried"] > 0
     assert stats["dropped"] == 0
+    assert stats["dead_lettered"] == 0  # an outage is never a poison message
     assert stats["queued"] == 10000
     # duplicates carry the same message_id, so a consumer can drop them
     ids = collections.Counter(i.metadata["message_id"] for i in outage.collector.items)
@@ -235,3 +236,25 @@ def test_black_holed_broker_never_blocks_the_caller(outage):
     outage.proxy.restore()
     outage.wait_all(set(range(1010)))
     assert nova_notifier.stats()["dropped"] == 0
+    assert nova_notifier.stats()["dead_lettered"] == 0
+
+
+@pytest.mark.parametrize("mode", ["background", "spool"])
+def test_a_cut_on_the_oslo_path_is_retried_never_set_aside(outage, mode):
+    """sender_batch_size = 1 sends through oslo.messaging's transport: a cut
+    connection must come back (oslo's pool would keep the dead one) and
+    nothing may be taken for a poison message."""
+    outage.init(mode, notifications__sender_batch_size=1)
+    _emit(0, 200)
+    outage.wait_all(set(range(200)), timeout=60)
+    outage.proxy.cut()
+    _emit(200, 400)
+    deadline = time.monotonic() + 30
+    while nova_notifier.stats()["retried"] < 3:
+        assert time.monotonic() < deadline, "the sender never saw the cut"
+        with outage.collector._cond:
+            outage.collector._cond.wait(0.2)
+    outage.proxy.restore()
+    outage.wait_all(set(range(400)), timeout=90)
+    stats = nova_notifier.stats()
+    assert stats["dead_lettered"] == 0 and stats["dropped"] == 0

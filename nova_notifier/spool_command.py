@@ -1,0 +1,70 @@
+"""``nova-notifier spool list|requeue``: the dead letters of a spool.
+
+A message the broker refused ``dead_letter_after`` times waits in the
+spool's ``dead_letter`` table. ``list`` prints them (id, when it failed,
+attempts, destination, event type, message_id and the broker's reason);
+``requeue`` moves them (all, or ``--id`` ones) back to the end of the spool,
+where the service's sender sends them again with their original
+message_id and timestamp. Imports nothing of oslo.messaging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+
+from nova_notifier import spool_db
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``spool`` subcommand's arguments."""
+    parser.add_argument("action", choices=["list", "requeue"])
+    parser.add_argument(
+        "--spool-path", required=True, help="the [notifications] spool_path file"
+    )
+    parser.add_argument(
+        "--id",
+        type=int,
+        action="append",
+        dest="ids",
+        help="requeue: only this dead letter (repeatable); default all",
+    )
+    parser.add_argument("--json", action="store_true", help="list: one JSON a line")
+
+
+def _when(stamp: float) -> str:
+    return datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """List or requeue; 0 on success, 2 when the spool file does not exist."""
+    if not os.path.exists(args.spool_path):
+        print(f"no spool at {args.spool_path}")
+        return 2
+    db = spool_db.connect(args.spool_path)
+    try:
+        if args.action == "requeue":
+            moved = spool_db.requeue(db, args.ids)
+            print(f"requeued {moved} dead letters")
+            return 0
+        letters = spool_db.dead_letters(db)
+        for letter in letters:
+            message = letter["record"]["message"]
+            if args.json:
+                print(json.dumps(letter, sort_keys=True))
+                continue
+            print(
+                f"{letter['id']}\t{_when(letter['failed'])}\t"
+                f"{letter['attempts']} attempts\t{','.join(letter['topics'])}\t"
+                f"{message.get('event_type')}\t{message.get('message_id')}\t"
+                f"{letter['reason']}"
+            )
+        if not args.json:
+            print(f"{len(letters)} dead letters")
+        return 0
+    finally:
+        db.close()

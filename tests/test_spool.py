@@ -1,0 +1,460 @@
+"""Shutdown, fork and the spool file: exit flush, 0600, destinations, size cap.
+
+A process that never calls ``cleanup()`` still delivers (or keeps) what it
+accepted when the interpreter exits; ``cleanup()`` leaves the spool and
+the transport to a sender that does not stop; a fork while another thread
+writes the spool leaves the child working; the spool's files are private;
+each row is sent where it was meant, also from a spool written before rows
+had destinations; ``spool_max_bytes`` caps the spool with counted drops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+
+import oslo_messaging
+import pytest
+
+import nova_notifier
+from nova_notifier import delivery, spool_db
+from nova_notifier import notifier as notifier_mod
+from nova_notifier.amqp_queues import delete_queues
+from nova_notifier.rabbit_batch import PublishResult
+from tests.conftest import (
+    PRIORITIES,
+    RABBIT_URL,
+    Collector,
+    _stop_listener,
+    broker_available,
+    make_conf,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UNREACHABLE = "rabbit://guest:guest@127.0.0.1:1/"  # nothing listens on port 1
+
+
+def _wait(condition, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout}s for {what}")
+        time.sleep(0.02)
+
+
+def _rows(spool: str, table: str = "spool") -> int:
+    db = sqlite3.connect(spool)
+    try:
+        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    finally:
+        db.close()
+
+
+class Bus:
+    """A listener on the real broker for one or more unique topics."""
+
+    def __init__(self, count: int = 1) -> None:
+        self.topics = [f"nn-spool-{uuid.uuid4().hex[:12]}" for _ in range(count)]
+        self.collector = Collector()
+        self.transport = oslo_messaging.get_notification_transport(
+            make_conf(RABBIT_URL, self.topics[0])
+        )
+        self.listener = oslo_messaging.get_notification_listener(
+            self.transport,
+            [oslo_messaging.Target(topic=topic) for topic in self.topics],
+            [self.collector],
+            executor="threading",
+        )
+        self.listener.start()
+
+    def close(self) -> None:
+        nova_notifier.cleanup()
+        _stop_listener(self.listener)
+        self.transport.cleanup()
+        delete_queues(RABBIT_URL, [f"{t}.{p}" for t in self.topics for p in PRIORITIES])
+
+
+@pytest.fixture
+def bus():
+    if not broker_available():
+        pytest.fail("RabbitMQ is not answering on 127.0.0.1:5672")
+    made: list[Bus] = []
+
+    def make(count: int = 1) -> Bus:
+        made.append(Bus(count))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for one in made:
+            one.close()
+
+
+# -- exit without cleanup() ----------------------------------------------------
+
+_CHILD = textwrap.dedent(
+    """
+    import logging, sys
+    import nova_notifier
+    from nova_notifier.testing.config import make_conf
+
+    url, topic, mode, spool, count = sys.argv[1:6]
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    conf = make_conf(url, [topic], delivery_mode=mode, flush_timeout=3,
+                     retry_backoff_max=0.2)
+    if mode == "spool":
+        conf.set_override("spool_path", spool, group="notifications")
+    nova_notifier.init(conf)
+    notifier = nova_notifier.get_notifier("compute", "exiting")
+    for seq in range(int(count)):
+        notifier.info({}, "test.exit", {"seq": seq})
+    print("accepted", nova_notifier.stats()["queued"], flush=True)
+    # no cleanup(): a WSGI worker that just ends
+    """
+)
+
+
+def _run_child(url: str, topic: str, mode: str, spool: str, count: int):
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, url, topic, mode, spool, str(count)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    return done, time.monotonic() - started
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("mode", ["background", "spool"])
+def test_exit_without_cleanup_delivers_what_was_accepted(bus, tmp_path, mode):
+    env = bus()
+    spool = str(tmp_path / "spool.db")
+    done, elapsed = _run_child(RABBIT_URL, env.topics[0], mode, spool, 2000)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["accepted", "2000"]
+    got = env.collector.wait_for(2000, event_type="test.exit", timeout=60)
+    assert sorted(g.payload["seq"] for g in got) == list(range(2000))
+    assert {(g.priority, g.publisher_id) for g in got} == {("INFO", "compute.exiting")}
+    if mode == "spool":
+        assert _rows(spool) == 0
+    print(f"{mode}: 2000 emitted, process gone after {elapsed:.1f} s")
+
+
+@pytest.mark.parametrize("mode", ["background", "spool"])
+def test_exit_with_the_broker_down_is_prompt_and_says_what_it_left(tmp_path, mode):
+    spool = str(tmp_path / "spool.db")
+    done, elapsed = _run_child(UNREACHABLE, "nn-exit-down", mode, spool, 300)
+    assert done.returncode == 0, done.stderr
+    # flush_timeout (3 s) plus the interpreter's own start and exit
+    assert elapsed < 3 + 10, f"exit took {elapsed:.1f} s"
+    if mode == "spool":
+        assert _rows(spool) == 300
+        assert f"300 notifications left in the spool {spool}" in done.stderr
+    else:
+        assert "300 queued notifications not delivered before shutdown" in (done.stderr)
+    assert "Traceback" not in done.stderr
+    print(f"{mode}: broker down, 300 emitted, process gone after {elapsed:.1f} s")
+
+
+# -- cleanup() with a sender that does not stop -------------------------------
+
+
+def test_cleanup_leaves_the_spool_and_transport_to_a_stuck_sender(
+    fake_env, tmp_path, monkeypatch, caplog
+):
+    entered, release = threading.Event(), threading.Event()
+    original = delivery.Delivery._send
+
+    def stuck(self, units):
+        entered.set()
+        release.wait(30)  # a call that ignores the abort
+        return original(self, units)
+
+    monkeypatch.setattr(delivery.Delivery, "_send", stuck)
+    monkeypatch.setattr(delivery.Delivery, "_ABORT_JOIN", 0.2)
+    fake_env.override("delivery_mode", "spool", group="notifications")
+    fake_env.override("spool_path", str(tmp_path / "s.db"), group="notifications")
+    fake_env.override("flush_timeout", 0.2, group="notifications")
+    nova_notifier.init(fake_env.conf)
+    sender = notifier_mod._STATE.delivery
+    transport = notifier_mod.transport()
+    closed = []
+    monkeypatch.setattr(transport, "cleanup", lambda: closed.append(True))
+    caplog.set_level(logging.WARNING, logger="nova_notifier")
+    nova_notifier.get_notifier("compute").info({}, "test.stuck", {"n": 1})
+    assert entered.wait(10)
+    started = time.monotonic()
+    nova_notifier.cleanup()
+    assert time.monotonic() - started < 3
+    assert closed == []  # the sender may still use it
+    assert sender is not None and sender._thread.is_alive()
+    source = sender._source
+    assert source._db.execute("SELECT COUNT(*) FROM spool").fetchone() == (1,)
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "the sender did not stop" in messages
+    assert "transport left open" in messages
+    release.set()  # the sender returns, and closes what it was left
+    _wait(lambda: not sender._thread.is_alive(), what="the sender to end")
+    with pytest.raises(sqlite3.ProgrammingError):
+        source._db.execute("SELECT 1")
+
+
+# -- fork ---------------------------------------------------------------------
+
+
+@pytest.mark.broker
+def test_forks_during_spool_writes_leave_every_child_working(bus, tmp_path):
+    env = bus()
+    conf = make_conf(
+        RABBIT_URL,
+        env.topics[0],
+        notifications__delivery_mode="spool",
+        notifications__spool_path=str(tmp_path / "spool.db"),
+        notifications__flush_timeout=1,
+    )
+    nova_notifier.init(conf)
+    writer = nova_notifier.get_notifier("compute", "writer")
+    stop = threading.Event()
+    written = [0]
+
+    def write() -> None:
+        while not stop.is_set():
+            writer.info({}, "test.writer", {"n": written[0]})
+            written[0] += 1
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    children = []
+    try:
+        for child in range(8):
+            target = 50 * (child + 1)
+            _wait(lambda: written[0] > target, what="writes")  # noqa: B023
+            pid = os.fork()
+            if pid == 0:  # the child: emit, flush, leave without pytest's code
+                code = 1
+                try:
+                    nova_notifier.get_notifier("compute", "child").info(
+                        {}, "test.child", {"child": child}
+                    )
+                    stats = nova_notifier.stats()
+                    nova_notifier.cleanup()
+                    code = 0 if (stats["queued"], stats["dropped"]) == (1, 0) else 3
+                finally:
+                    os._exit(code)
+            children.append(pid)
+    finally:
+        stop.set()
+        thread.join()
+    deadline = time.monotonic() + 30
+    codes = {}
+    while len(codes) < len(children):
+        assert time.monotonic() < deadline, (
+            f"children hung: {set(children) - set(codes)}"
+        )
+        for pid in set(children) - set(codes):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                codes[pid] = os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    assert set(codes.values()) == {0}
+    got = env.collector.wait_for(8, event_type="test.child", timeout=60)
+    assert sorted(g.payload["child"] for g in got) == list(range(8))
+    env.collector.wait_for(written[0], event_type="test.writer", timeout=120)
+    assert nova_notifier.stats()["dropped"] == 0
+
+
+# -- the spool file -------------------------------------------------------------
+
+
+def test_the_spool_files_are_private(fake_env, tmp_path):
+    spool = tmp_path / "spool.db"
+    old = os.umask(0o022)
+    try:
+        fake_env.override("delivery_mode", "spool", group="notifications")
+        fake_env.override("spool_path", str(spool), group="notifications")
+        nova_notifier.init(fake_env.conf)
+        nova_notifier.get_notifier("compute").info({}, "test.private", {})
+        fake_env.collector.wait_for(1, event_type="test.private")
+    finally:
+        os.umask(old)
+    files = [
+        spool,
+        *(spool.with_name(spool.name + s) for s in ("-wal", "-shm", ".lock")),
+    ]
+    modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
+    assert modes == dict.fromkeys(modes, 0o600), modes
+    assert len(modes) == 4
+
+
+def _old_spool(path: str, message: dict) -> None:
+    """A spool as the release before destinations wrote it."""
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "created REAL NOT NULL, record TEXT NOT NULL)"
+    )
+    db.execute(
+        "INSERT INTO spool (created, record) VALUES (?, ?)",
+        (time.time(), json.dumps({"ctxt": {}, "message": message})),
+    )
+    db.commit()
+    db.close()
+
+
+def test_an_old_spool_is_migrated_and_replayed_to_the_current_topics(
+    fake_env, tmp_path
+):
+    spool = str(tmp_path / "old.db")
+    message = {
+        "message_id": str(uuid.uuid4()),
+        "publisher_id": "compute.old",
+        "event_type": "test.old",
+        "priority": "INFO",
+        "payload": {"kept": True},
+        "timestamp": "2026-01-01 00:00:00.000000",
+    }
+    _old_spool(spool, message)
+    fake_env.override("delivery_mode", "spool", group="notifications")
+    fake_env.override("spool_path", spool, group="notifications")
+    nova_notifier.init(fake_env.conf)
+    [got] = fake_env.collector.wait_for(1, event_type="test.old")
+    assert (got.priority, got.publisher_id, got.payload) == (
+        "INFO",
+        "compute.old",
+        {"kept": True},
+    )
+    assert got.metadata["message_id"] == message["message_id"]
+    db = sqlite3.connect(spool)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(spool)")}
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    db.close()
+    assert {"topics", "version"} <= columns and "dead_letter" in tables
+
+
+@pytest.mark.broker
+def test_each_row_is_sent_where_the_process_that_wrote_it_meant(bus, tmp_path):
+    """A row keeps the topics and envelope of the process that accepted it:
+    a later process with another configuration replays it there."""
+    one, two = bus(), bus()
+    spool = str(tmp_path / "spool.db")
+    # a process on the 1.0 driver and topic one, its broker unreachable
+    nova_notifier.init(
+        make_conf(
+            UNREACHABLE,
+            one.topics[0],
+            oslo_messaging_notifications__driver=["messaging"],
+            notifications__delivery_mode="spool",
+            notifications__spool_path=spool,
+            notifications__flush_timeout=0.2,
+        )
+    )
+    nova_notifier.get_notifier("compute", "one").info({}, "test.where", {"by": 1})
+    nova_notifier.cleanup()
+    db = sqlite3.connect(spool)
+    assert db.execute("SELECT topics, version FROM spool").fetchall() == [
+        (json.dumps(one.topics), 1.0)
+    ]
+    db.close()
+    # the next process sends to topic two with the 2.0 driver
+    nova_notifier.init(
+        make_conf(
+            RABBIT_URL,
+            two.topics[0],
+            notifications__delivery_mode="spool",
+            notifications__spool_path=spool,
+        )
+    )
+    nova_notifier.get_notifier("compute", "two").info({}, "test.where", {"by": 2})
+    [first] = one.collector.wait_for(1, event_type="test.where", timeout=30)
+    [second] = two.collector.wait_for(1, event_type="test.where", timeout=30)
+    assert (first.priority, first.publisher_id, first.payload) == (
+        "INFO",
+        "compute.one",
+        {"by": 1},
+    )
+    assert (second.priority, second.publisher_id, second.payload) == (
+        "INFO",
+        "compute.two",
+        {"by": 2},
+    )
+    _wait(lambda: _rows(spool) == 0, what="the spool to empty")
+    assert [i.event_type for i in one.collector.items] == ["test.where"]
+    assert [i.event_type for i in two.collector.items] == ["test.where"]
+
+
+def test_spool_max_bytes_caps_the_spool_with_counted_drops(
+    fake_env, tmp_path, monkeypatch, caplog
+):
+    down = threading.Event()
+    down.set()
+    original = delivery.Delivery._send
+
+    def send(self, units):
+        if down.is_set():
+            return PublishResult(set(), {}, ConnectionRefusedError("broker down"))
+        return original(self, units)
+
+    monkeypatch.setattr(delivery.Delivery, "_send", send)
+    spool = str(tmp_path / "capped.db")
+    cap = 256 * 1024
+    fake_env.override("delivery_mode", "spool", group="notifications")
+    fake_env.override("spool_path", spool, group="notifications")
+    fake_env.override("spool_max_bytes", cap, group="notifications")
+    fake_env.override("retry_backoff_max", 0.05, group="notifications")
+    caplog.set_level(logging.WARNING, logger="nova_notifier")
+    nova_notifier.init(fake_env.conf)
+    notifier = nova_notifier.get_notifier("compute", "capped")
+    for seq in range(1000):
+        notifier.info({}, "test.capped", {"seq": seq, "pad": "x" * 1000})
+    stats = nova_notifier.stats()
+    assert stats["queued"] + stats["dropped"] == 1000
+    assert 100 < stats["queued"] < 300 and stats["dropped"] > 700, stats
+    db = spool_db.connect(spool)
+    used = spool_db.used_bytes(db)
+    db.close()
+    assert cap <= used <= cap + 8192, used
+    full = [r.getMessage() for r in caplog.records if "the spool is full" in r.msg]
+    assert len(full) == 1  # one line per 10 s, with the count so far
+    assert "spool_max_bytes = 262144" in full[0] and "dropped so far" in full[0]
+    down.clear()  # the broker is back: everything accepted arrives
+    got = fake_env.collector.wait_for(stats["queued"], event_type="test.capped")
+    assert sorted(g.payload["seq"] for g in got) == list(range(stats["queued"]))
+
+
+def test_the_spool_command_works_without_oslo(tmp_path):
+    """``nova-notifier spool`` starts fast and works where the service's
+    oslo.messaging is not importable: it loads none of oslo."""
+    spool = str(tmp_path / "spool.db")
+    db = spool_db.connect(spool)
+    spool_db.add_dead_letter(
+        db, time.time(), {"ctxt": {}, "message": {"event_type": "e"}}, "t", 2.0, 5, "r"
+    )
+    db.close()
+    code = (
+        "import sys\n"
+        "from nova_notifier import cli\n"
+        f"assert cli.main(['spool', 'requeue', '--spool-path', {spool!r}]) == 0\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('oslo', 'amqp'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert out.stdout.splitlines() == ["requeued 1 dead letters", "[]"]
+    assert (_rows(spool), _rows(spool, "dead_letter")) == (1, 0)
