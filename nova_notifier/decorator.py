@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -96,7 +97,9 @@ def _emit(
         level = (conf.notifications.default_level or "INFO").lower()
         if level not in notifier.PRIORITIES:
             level = "info"
-        publisher = conf.notifications.default_publisher_id or conf.host
+        publisher = (
+            conf.notifications.default_publisher_id or conf.host or socket.gethostname()
+        )
         notifier.Notifier(publisher).notify(
             ctxt or oslo_context.get_current(), name, body, level
         )

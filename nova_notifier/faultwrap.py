@@ -23,7 +23,7 @@ from nova_notifier._log import get_logger
 from nova_notifier.api_fault import enabled as api_fault_enabled
 from nova_notifier.api_fault import send_api_fault
 from nova_notifier.payload import fault_code, formatted_message
-from nova_notifier.serializer import clean_text
+from nova_notifier.serializer import clean_text, mask_text
 
 LOG = get_logger(__name__)
 
@@ -115,7 +115,7 @@ def _fault_message(exc: BaseException, error_cls: type[webob.exc.HTTPError]) -> 
             if message is None:  # a broken message must not break the fault
                 return explanation
         else:
-            message = clean_text(str(exc))
+            message = clean_text(mask_text(str(exc)))
     except Exception:  # a "safe" attribute or str() that raises
         return explanation
     return f"{type(exc).__name__}: {message}"
@@ -254,18 +254,18 @@ class FaultWrapper:
     def __call__(
         self, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        # The app's status line is held back until the app has returned (or,
-        # for a generator, yielded its first chunk): until then nothing has
-        # reached the server, so an exception can still become a fault, even
-        # when the app called start_response before raising.
+        # The app's status line is held back until the app has returned and,
+        # for a lazy iterable (a generator), yielded its first chunk: until
+        # then nothing has reached the server, so an exception can still
+        # become a fault, even when the app called start_response first.
         held = _HeldResponse(self, environ, start_response)
         result: Any = None
         first: list[bytes] | None = None
         try:
             result = self.application(environ, held)
-            if held.status is None:
-                # The app defers its work to iteration (a generator): run it
-                # to the first chunk here, so an exception still becomes a fault.
+            if type(result) not in (list, tuple):
+                # Run it to its first chunk here, so an exception raised
+                # before any output still becomes a fault.
                 iterator = iter(result)
                 try:
                     first = [next(iterator)]

@@ -38,7 +38,6 @@ _EXACT = frozenset(
         "secret",
         "syspswd",
         "token",
-        "configdrive",
         "chappassword",
         "encryptedkey",
         "privatekey",
@@ -83,6 +82,12 @@ _EXACT = frozenset(
         "idtoken",
         "clientsecret",
         "connectionpassword",
+        "keystorepass",
+        "vncpass",
+        "tempurlsig",
+        "xamzsignature",
+        "xamzcredential",
+        "sig",
     }
 )
 # A name whose last word is one of these is a secret (db_password, my_token).
@@ -90,7 +95,6 @@ _SECRET_LAST_WORDS = frozenset(
     {
         "password",
         "passwd",
-        "pass",
         "pswd",
         "passphrase",
         "token",
@@ -127,13 +131,19 @@ _KEY_QUALIFIERS = frozenset(
 # Names whose value is a list of files: the contents are masked, not the paths.
 FILE_LIST_KEYS = frozenset({"injectedfiles", "personality"})
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# dbPassword, DBPassword, MySQLPassword -> db/my sql + password
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SEPARATORS = re.compile(r"[^a-z0-9]+")
+_CONFIRMATIONS = frozenset({"confirmation", "confirm", "again", "repeat"})
+_PASSWORD_WORDS = frozenset({"password", "passwd", "passphrase"})
 
 
 @functools.lru_cache(maxsize=8192)
 def _words(name: str) -> tuple[str, ...]:
-    return tuple(w for w in _SEPARATORS.split(_CAMEL.sub("_", name).lower()) if w)
+    """Lower-case words of a name; a number ending a word is dropped
+    (``password2`` and ``token1`` are a password and a token)."""
+    words = [w for w in _SEPARATORS.split(_CAMEL.sub("_", name).lower()) if w]
+    return tuple(w.rstrip("0123456789") or w for w in words)
 
 
 def squashed(name: str) -> str:
@@ -158,9 +168,15 @@ def is_secret_key(name: str) -> bool:
     words = _words(name)
     if not words:
         return False
-    if "".join(words) in _EXACT or words[-1] in _SECRET_LAST_WORDS:
+    last = words[-1]
+    if "".join(words) in _EXACT or last in _SECRET_LAST_WORDS:
         return True
-    return len(words) > 1 and words[-1] == "key" and words[-2] in _KEY_QUALIFIERS
+    if len(words) < 2:
+        return False
+    if last == "key":
+        return words[-2] in _KEY_QUALIFIERS
+    # password_confirmation, confirm_password
+    return last in _CONFIRMATIONS and not _PASSWORD_WORDS.isdisjoint(words)
 
 
 NORMAL, SECRET, FILE_LIST = 0, 1, 2
@@ -176,39 +192,132 @@ def key_kind(name: str) -> int:
     return FILE_LIST if squashed(name) in FILE_LIST_KEYS else NORMAL
 
 
-# Values: a quoted string (at most 4096 characters), or a bare word.
-_QUOTED = r"""(?:"(?:[^"\\\n]|\\.){0,4096}"|'(?:[^'\\\n]|\\.){0,4096}')"""
-_ESCAPED_QUOTED = r'(?:\\"(?:[^"\\\n]|\\[^"\n]){0,4096}\\")'
+# Values of secret names. A quoted value may carry a Python prefix (b'x',
+# u"x"); a value opening a bracket is masked to the bracket that closes it.
+_QUOTED = r"""(?:[bBuUrR]{0,2}"(?:[^"\\\n]|\\.)*"|[bBuUrR]{0,2}'(?:[^'\\\n]|\\.)*')"""
+_ESCAPED_QUOTED = r'(?:\\"(?:[^"\\\n]|\\[^"\n])*\\")'
 _BARE = r"""[^\s,;&'"<>(){}\[\]]+"""
 _VALUE = re.compile(rf"{_ESCAPED_QUOTED}|{_QUOTED}|{_BARE}")
 _CLI_VALUE = re.compile(rf"{_QUOTED}|(?!-)[^\s'\"]+")
-_LINE_VALUE = re.compile(r"[^\s\"'][^\r\n]*")
+_CLI_ASSIGNED = re.compile(rf"{_QUOTED}|[^\s'\"]+")
+# A header value: to the end of the line or the quote that closes it.
+_LINE_VALUE = re.compile(r"""[^\s"'][^\r\n"']*""")
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]{0,40}-----")
+# A value in prose ("could not validate token: invalid signature") is only
+# taken for a credential when it looks like one.
+_CREDENTIAL_LIKE = re.compile(r"(?=[^\s]*\d)[^\s]{8,}|[^\s]{20,}")
 # The rules match a name and its separator only; the value is read after,
 # and only when the name is a secret's. Every name must start where a word
-# starts (the lookbehinds) and is at most 64 characters long, so a scan
-# costs time in proportion to the text, whatever the text is.
+# starts (the lookbehinds) and is at most 64 characters long, and a masked
+# value is never read again, so a scan costs time in proportion to the text,
+# whatever the text is.
 _TEXT_RULES = re.compile(
-    # scheme://user:PASSWORD@host (the password is read right here)
-    r"(?P<url>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^\s:/@]{0,256}:)"
-    r"(?=(?P<url_pw>[^\s/@]{1,512})@)"
+    # scheme://user:PASSWORD@host[,user:PASSWORD@host...]
+    r"(?P<url>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://)"
+    # a PEM private key, whatever names it
+    r"|(?P<pem>-----BEGIN (?:[A-Z0-9]{1,20} ){0,4}PRIVATE KEY-----)"
     # "key": "value", 'key' = 'value', \"key\": \"value\"
     r"|(?P<q>\\?[\"'])(?P<qname>[A-Za-z_][\w.\-]{0,63})(?P=q)\s{0,8}[:=]\s{0,8}"
-    # Authorization: Bearer abc, Cookie: a=b; c=d (to the end of the line)
+    # Authorization: Bearer abc, Cookie: a=b; c=d (to the end of the value)
     r"|(?<![\w.\-])(?P<hname>(?i:(?:proxy[-_]?)?authorization|(?:set[-_]?)?cookie))"
-    r"[ \t]{0,8}:[ \t]{0,8}"
+    r"[ \t]{0,8}[:=][ \t]{0,8}"
     # --key value, --key=value
-    r"|(?<![\w\-])--(?P<cname>[A-Za-z][\w\-]{0,63})(?:[ \t]{1,8}|=)"
+    r"|(?<![\w\-])--(?P<cname>[A-Za-z][\w\-]{0,63})(?P<csep>[ \t]{1,8}|=)"
     # key=value, key: value (also ?key=value&...)
-    r"|(?<![\w.\-])(?P<aname>[A-Za-z_][\w.\-]{0,63})[ \t]{0,8}[=:][ \t]{0,8}"
+    r"|(?<![\w.\-])(?P<aname>[A-Za-z_][\w.\-]{0,63})[ \t]{0,8}(?P<asep>[=:])[ \t]{0,8}"
 )
+# Where a "name: value" is a field, not prose: at the start of the text or a
+# line, or after an opening bracket, a comma, a semicolon or a quote.
+_FIELD_START = frozenset("\n\r{[(,;\"'")
+_OPENING = {"[": "]", "{": "}", "(": ")"}
 
 
 def _masked_value(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[0] + MASK + value[-1]
+    quote = value.lstrip("bBuUrR")
+    if len(quote) >= 2 and quote[0] == quote[-1] and quote[0] in "\"'":
+        return value[: len(value) - len(quote) + 1] + MASK + quote[-1]
     if value.startswith('\\"'):
         return '\\"' + MASK + '\\"'
     return MASK
+
+
+def _line_end(text: str, pos: int) -> int:
+    end = text.find("\n", pos)
+    return len(text) if end < 0 else end
+
+
+def _bracket_end(text: str, pos: int) -> int:
+    """Where the bracket opening at ``pos`` closes (quotes respected); the
+    end of the line when it does not close on it."""
+    stack = [_OPENING[text[pos]]]
+    quote = ""
+    i = pos + 1
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in _OPENING:
+            stack.append(_OPENING[ch])
+        elif ch == stack[-1]:
+            stack.pop()
+            if not stack:
+                return i + 1
+        elif ch == "\n":
+            return i
+        i += 1
+    return n
+
+
+def _pem_end(text: str, pos: int) -> int:
+    end = _PEM_END.search(text, pos)
+    return len(text) if end is None else end.start()
+
+
+def _url_secrets(text: str, start: int) -> tuple[int, str] | None:
+    """The userinfo passwords of the URL whose authority starts at ``start``:
+    where the authority ends and its masked text, or None when it has none.
+
+    The authority runs to the first ``/``, ``?`` or ``#`` after its last
+    ``@`` (a password may hold ``/`` or ``@``); several hosts may be listed
+    with commas (``amqp://u:p1@h1,u:p2@h2/``).
+    """
+    limit = start
+    n = min(len(text), start + 4096)
+    while limit < n and not text[limit].isspace() and text[limit] not in "\"'<>":
+        limit += 1
+    at = text.rfind("@", start, limit)
+    if at < 0:
+        return None
+    end = at
+    while end < limit and text[end] not in "/?#":
+        end += 1
+    masked = []
+    changed = False
+    for entry in text[start:end].split(","):
+        userinfo, sep, host = entry.rpartition("@")
+        user, colon, password = userinfo.partition(":")
+        if (
+            sep
+            and colon
+            and password
+            and "/" not in user
+            and "@" not in user
+            and not (password.isdigit() or _PORT_THEN_PATH.match(password))
+        ):
+            masked.append(f"{user}:{MASK}@{host}")
+            changed = True
+        else:
+            masked.append(entry)
+    return (end, ",".join(masked)) if changed else None
+
+
+_PORT_THEN_PATH = re.compile(r"\d{1,5}/")
 
 
 def _secret_value(text: str, match: re.Match[str]) -> tuple[int, str] | None:
@@ -216,20 +325,46 @@ def _secret_value(text: str, match: re.Match[str]) -> tuple[int, str] | None:
     None when the name is harmless or no value follows."""
     end = match.end()
     if match.group("url") is not None:
-        return match.end("url_pw"), MASK
+        found = _url_secrets(text, end)
+        if found is None:
+            return None
+        stop, masked = found
+        return stop, masked
+    if match.group("pem") is not None:
+        return _pem_end(text, end), MASK
     if match.group("hname") is not None:
         value = _LINE_VALUE.match(text, end)
         return None if value is None else (value.end(), MASK)
     name = match.group("qname") or match.group("aname")
     pattern = _VALUE
     if name is None:
-        name, pattern = match.group("cname"), _CLI_VALUE
+        name = match.group("cname")
+        pattern = _CLI_ASSIGNED if match.group("csep") == "=" else _CLI_VALUE
     if not is_secret_key(name):
         return None
-    value = pattern.match(text, end)
-    if value is None:
+    if end >= len(text):
         return None
+    first = text[end]
+    if text.startswith("-----BEGIN", end):
+        return _pem_end(text, end), MASK
+    if first in _OPENING:
+        return _bracket_end(text, end), MASK
+    value = pattern.match(text, end)
+    if value is None or (
+        first in "\"'" and not value.group(0).endswith(first)
+    ):  # a quote that does not close: mask to the end of the line
+        return (_line_end(text, end), MASK) if first in "\"'" else None
+    if match.group("asep") == ":" and not _at_field_start(text, match.start()):
+        if not _CREDENTIAL_LIKE.fullmatch(value.group(0)):
+            return None
     return value.end(), _masked_value(value.group(0))
+
+
+def _at_field_start(text: str, pos: int) -> bool:
+    i = pos - 1
+    while i >= 0 and text[i] in " \t":
+        i -= 1
+    return i < 0 or text[i] in _FIELD_START
 
 
 def _mask(text: str) -> str:
@@ -262,7 +397,7 @@ def mask_text(text: str) -> str:
     """
     # Cheap first look: without one of these no rule can fire.
     if "=" not in text and ":" not in text and "--" not in text:
-        return text
+        return text  # no assignment, no URL, no PEM block
     if len(text) <= _CACHED_LENGTH:
         return _mask_short(text)
     return _mask(text)

@@ -56,7 +56,7 @@ class _HostOpt(cfg.StrOpt):
             return False
         return bool(super().__ne__(other))
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = cfg.Opt.__hash__
 
 
 OPTS = [
@@ -184,6 +184,7 @@ def init(conf: cfg.ConfigOpts | None = None) -> None:
         _STATE.base = base
         _STATE.reinit = False
         _STATE.stats = stats
+        _DROP_LOGS.clear()  # the counts start again with the counters
         _STATE.enabled = enabled
         _STATE.delivery = delivery
     if not _STATE.enabled:
@@ -344,6 +345,15 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return str.__str__(value)
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
 _DROP_LOGS: dict[str, RateLimited] = {}
 
 
@@ -354,11 +364,14 @@ def record_drop(event_type: str, reason: str) -> None:
     drops not logged in between.
     """
     _STATE.stats["dropped"] += 1
-    limiter = _DROP_LOGS.get(reason)
+    # One limiter per kind of reason (its text up to the first colon, so an
+    # exception's class), not per text: ids and times would defeat it.
+    kind = reason.partition(":")[0][:80]
+    limiter = _DROP_LOGS.get(kind)
     if limiter is None:
         if len(_DROP_LOGS) > 256:
             _DROP_LOGS.clear()
-        limiter = _DROP_LOGS[reason] = RateLimited()
+        limiter = _DROP_LOGS[kind] = RateLimited()
     limiter.log(
         LOG,
         logging.WARNING,
@@ -430,7 +443,7 @@ class Notifier:
     __slots__ = ("publisher_id",)
 
     def __init__(self, publisher_id: str) -> None:
-        self.publisher_id = clean_text(publisher_id)
+        self.publisher_id = clean_text(_as_text(publisher_id))
 
     def __repr__(self) -> str:
         return f"<nova_notifier.Notifier publisher_id={self.publisher_id!r}>"
@@ -441,10 +454,10 @@ class Notifier:
 
     def notify(self, ctxt: Any, event_type: str, payload: Any, priority: str) -> None:
         """Emit ``event_type`` at ``priority`` (a name of :data:`PRIORITIES`)."""
-        if type(event_type) is not str:
+        if not isinstance(event_type, str):
             record_drop("?", f"event_type is not text: {type(event_type).__name__}")
             return
-        event_type = clean_text(event_type)
+        event_type = clean_text(str.__str__(event_type))
         try:
             if _STATE.reinit:
                 _reinit_after_fork()

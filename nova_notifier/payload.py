@@ -174,12 +174,12 @@ def _flavor_values(instance: Any, sysmeta: Mapping[str, Any]) -> dict[str, Any]:
 def _flavor_db_id(value: Any) -> Any:
     """The flavor's database id: an integer, also when it comes from system
     metadata (where Nova stores it as text); '' when unknown."""
-    if value is None or value == "":
+    if value is None or (type(value) is str and value == ""):
         return ""
     try:
         return int(value)
-    except (TypeError, ValueError):
-        return str(value)
+    except Exception:  # text, NaN, infinity, an object that refuses
+        return _text(value)
 
 
 def _fixed_ips(network_info: Iterable[Any]) -> list[dict[str, Any]]:

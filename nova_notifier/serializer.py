@@ -96,10 +96,11 @@ def format_time(value: datetime.datetime) -> str:
     when it carries a time zone (naive values are taken as UTC)."""
     if value.tzinfo is not None:
         offset = value.utcoffset()
-        if offset is not None:
-            value = (value - offset).replace(tzinfo=None)
-        else:
-            value = value.replace(tzinfo=None)
+        try:
+            value = value - offset if offset else value
+        except OverflowError:  # 0001-01-01 00:30+02:00 has no UTC time
+            pass
+        value = value.replace(tzinfo=None)
     return datetime.datetime.isoformat(value, "T", "microseconds")
 
 
@@ -171,6 +172,19 @@ def _mapping(value: Any, screen: bool, depth: int, path: set[int]) -> dict[str, 
     return out
 
 
+def _item(item: Any, screen: bool, depth: int, path: set[int]) -> Any:
+    """A sequence's item; a ``(name, value)`` pair whose name is a secret's
+    (headers as a list of pairs) keeps the name and loses the value."""
+    if (
+        type(item) in (tuple, list)
+        and len(item) == 2
+        and type(item[0]) is str
+        and is_secret_key(item[0])
+    ):
+        return [clean_text(item[0]), MASK]
+    return _convert(item, screen, depth, path)
+
+
 def _convert(value: Any, screen: bool, depth: int, path: set[int]) -> Any:
     kind = type(value)
     if kind is str:
@@ -191,7 +205,7 @@ def _convert(value: Any, screen: bool, depth: int, path: set[int]) -> Any:
         if kind is list or isinstance(value, (list, tuple, set, frozenset)):
             path.add(id(value))
             try:
-                return [_convert(item, screen, depth + 1, path) for item in value]
+                return [_item(item, screen, depth + 1, path) for item in value]
             finally:
                 path.discard(id(value))
         if isinstance(value, enum.Enum):

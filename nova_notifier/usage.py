@@ -113,7 +113,7 @@ def notify_usage_exists(
             "audit_period_ending": str(end),
             "bandwidth": {},
         }
-        extra.update(extra_usage_info or {})
+        extra.update(_extra(PREFIX + "exists", extra_usage_info))
         notify_about_instance_usage(
             notifier_,
             context,

@@ -186,3 +186,20 @@ def test_requirements_are_exactly_what_the_package_uses():
     # Loaded by name from etc/api-paste.ini, not imported.
     used.add("oslo.middleware")
     assert required <= used, f"required but never used: {required - used}"
+
+
+def test_the_library_options_stay_hashable_for_oslo_fixtures():
+    from oslo_config import fixture
+
+    conf = cfg.ConfigOpts()
+    conf([], default_config_files=[])
+    fix = fixture.Config(conf)
+    fix.setUp()
+    try:
+        for group, group_opts in opts.list_opts():
+            fix.register_opts(group_opts, group=None if group == "DEFAULT" else group)
+        assert len({opt for _, group_opts in opts.list_opts() for opt in group_opts})
+        fix.config(host="fixture-host")
+        assert conf.host == "fixture-host"
+    finally:
+        fix.cleanUp()

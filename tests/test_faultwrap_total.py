@@ -252,3 +252,44 @@ def test_emit_helpers_never_raise_on_hostile_arguments(fake_env):
     nova_notifier.send_api_fault(object(), object(), StrRaises())
     dropped = nova_notifier.stats()["dropped"]
     assert dropped >= 2
+
+
+def test_start_response_then_a_generator_that_raises_is_a_fault(faults_on):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def body():
+            raise RuntimeError("failed before the first chunk")
+            yield b"never"
+
+        return body()
+
+    status, _, body = serve(FaultWrapper(app), environ())
+    assert status.startswith("500 ")
+    assert "computeFault" in json.loads(body)
+    (item,) = faults_on.settle()
+    assert (item.event_type, item.payload["status"]) == ("api.fault", 500)
+
+
+def test_a_generator_that_streams_passes_through(faults_on):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"one "
+        yield b"two"
+
+    assert serve(FaultWrapper(app), environ())[::2] == ("200 OK", b"one two")
+    assert faults_on.settle() == []
+
+
+def test_a_safe_exception_text_is_masked_in_the_response(faults_on):
+    class Unsafe(Exception):
+        code = 400
+        safe = True
+
+    exc = Unsafe("bad connection=mysql://nova:hunter2@db/nova for my-token-server")
+    _, _, body = serve(FaultWrapper(raising(exc)), environ())
+    message = json.loads(body)["badRequest"]["message"]
+    assert (
+        message == "Unsafe: bad connection=mysql://nova:***@db/nova for my-token-server"
+    )
+    faults_on.settle()

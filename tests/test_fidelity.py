@@ -42,6 +42,16 @@ HARMLESS = [
     "time 12:30:00, state: active",
     "ssh-key-rotation",
     "Error: token expired",
+    "Failed to validate token: invalid signature",
+    "Invalid password: too short",
+    "Error: token: not found",
+    "multi_pass: true",
+    "urn:token:x",
+    "http://host:80/a@b",
+    "http://[fe80::1]:8774/v2.1",
+    "fe80::1",
+    "token-ring-01:8080",
+    "token_expires=2026-12-02T05:00:00Z",
 ]
 
 # (text carrying SECRET, the text that must arrive)
@@ -67,6 +77,39 @@ SECRET_TEXTS = [
     (f"aws_secret_access_key={SECRET}", "aws_secret_access_key=***"),
     (f"api_key: {SECRET}", "api_key: ***"),
     (f"user_data={SECRET}", "user_data=***"),
+    (
+        f"amqp://u:{SECRET}@h1:5672,u:{SECRET}@h2:5672/",
+        "amqp://u:***@h1:5672,u:***@h2:5672/",
+    ),
+    (f"mysql+pymysql://nova:ab/{SECRET}==@db/nova", "mysql+pymysql://nova:***@db/nova"),
+    (f"rabbit://user:p@{SECRET}@host/", "rabbit://user:***@host/"),
+    ('{"user_data": "' + SECRET * 300 + '"} tail', '{"user_data": "***"} tail'),
+    (f'password="{SECRET}', "password=***"),
+    (f"DBPassword={SECRET}", "DBPassword=***"),
+    (f"password2={SECRET}", "password2=***"),
+    (f"authorization=Bearer {SECRET}", "authorization=***"),
+    (f"{{'password': b'{SECRET}'}}", "{'password': b'***'}"),
+    (
+        f"private_key: -----BEGIN RSA PRIVATE KEY-----\n{SECRET}\n"
+        "-----END RSA PRIVATE KEY-----\nafter",
+        "private_key: ***-----END RSA PRIVATE KEY-----\nafter",
+    ),
+    (
+        f"-----BEGIN PRIVATE KEY-----\n{SECRET}\n-----END PRIVATE KEY-----",
+        "-----BEGIN PRIVATE KEY-----***-----END PRIVATE KEY-----",
+    ),
+    (f'"password": ["{SECRET}", "b"], ok', '"password": ***, ok'),
+    (f'{{"access": {{"token": {{"id": "{SECRET}"}}}}}}', '{"access": {"token": ***}}'),
+    (f"--password=-{SECRET}", "--password=***"),
+    (
+        f"?temp_url_sig={SECRET}&temp_url_expires=1",
+        "?temp_url_sig=***&temp_url_expires=1",
+    ),
+    (f"sent with X-Auth-Token: {SECRET}", "sent with X-Auth-Token: ***"),
+    (
+        f'-H "Authorization: Bearer {SECRET}" http://h/v3 done',
+        '-H "Authorization: ***" http://h/v3 done',
+    ),
 ]
 
 SECRET_KEYS = [
@@ -87,6 +130,13 @@ SECRET_KEYS = [
     "user_data",
     "auth_token",
     "client_secret",
+    "DBPassword",
+    "MySQLPassword",
+    "APIToken",
+    "AWSSecretKey",
+    "password2",
+    "new_password1",
+    "passwordConfirmation",
 ]
 HARMLESS_KEYS = [
     "key_name",
@@ -97,6 +147,11 @@ HARMLESS_KEYS = [
     "public_key",
     "auth_url",
     "keystone-auth-proxy",
+    "config_drive",
+    "multi_pass",
+    "secret_ref",
+    "encryption_key_id",
+    "token_expires",
 ]
 
 
@@ -250,6 +305,22 @@ def test_harmless_keys_keep_their_values(fake_env, compute, key):
     inst = instance(metadata={key: "value-1"})
     nova_notifier.notify_about_instance_usage(compute, {}, inst, "create.end")
     assert one(fake_env).payload["metadata"] == {key: "value-1"}
+
+
+def test_headers_given_as_pairs_lose_secret_values(fake_env, compute):
+    headers = [
+        ("X-Auth-Token", SECRET),
+        ("X-Trace", "token-ring-01"),
+        ["Cookie", SECRET],
+    ]
+    nova_notifier.notify_about_instance_usage(
+        compute, {}, instance(), "create.end", extra_usage_info={"headers": headers}
+    )
+    assert one(fake_env).payload["headers"] == [
+        ["X-Auth-Token", "***"],
+        ["X-Trace", "token-ring-01"],
+        ["Cookie", "***"],
+    ]
 
 
 def test_fields_the_library_builds_are_not_screened(fake_env, compute):

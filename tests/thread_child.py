@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 
 def main() -> int:
@@ -49,7 +50,7 @@ def main() -> int:
         )
         if do_cleanup == "1":
             nova_notifier.cleanup()
-        print(f"worker done {nova_notifier.stats()}", flush=True)
+        print(f"worker done at {time.time():.3f} {nova_notifier.stats()}", flush=True)
 
     worker = threading.Thread(target=work, name="app-worker")
     worker.start()
