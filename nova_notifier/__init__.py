@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         get_notifier,
         init,
         is_initialized,
+        refresh,
         register_opts,
         stats,
     )
@@ -68,6 +69,7 @@ _HOMES = {
     "is_initialized": "notifier",
     "register_opts": "notifier",
     "stats": "notifier",
+    "refresh": "notifier",
     "list_opts": "opts",
     "exception_to_dict": "payload",
     "image_meta": "payload",
@@ -118,6 +120,7 @@ __all__ = [
     "notify_about_instance_usage",
     "notify_decorator",
     "notify_usage_exists",
+    "refresh",
     "register_opts",
     "send_api_fault",
     "send_update",

@@ -48,9 +48,8 @@ def current_context() -> Any:
 
 def enabled() -> bool:
     """Whether ``api.fault`` notifications would be sent now."""
-    conf = notifier.get_conf("send_api_fault()")
     return (
-        bool(conf.notifications.notify_on_api_faults)
+        notifier.settings("send_api_fault()").api_faults
         and not notifier.sending_disabled()
     )
 

@@ -70,9 +70,7 @@ def last_completed_audit_period(
     that month's period on its last day. A bad unit raises ``ConfigError``.
     """
     if unit is None:
-        unit = notifier.get_conf(
-            "last_completed_audit_period()"
-        ).instance_usage_audit_period
+        unit = notifier.settings("last_completed_audit_period()").audit_unit
     name, offset = _parse(unit)
     now = timeutils.utcnow() if before is None else before
     if now.tzinfo is not None:

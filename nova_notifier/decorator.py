@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -90,16 +89,12 @@ def _emit(
     with notifier.dropping(name):
         # Before init() (or after cleanup()) this raises and the call is
         # counted as a drop, like every other helper's.
-        conf = notifier.get_conf("notify_decorator")
+        snap = notifier.settings("notify_decorator")
         if notifier.sending_disabled():
             return
         ctxt, body = call_payload(names, skip_first, args, kwargs)
-        level = (conf.notifications.default_level or "INFO").lower()
-        if level not in notifier.PRIORITIES:
-            level = "info"
-        publisher = (
-            conf.notifications.default_publisher_id or conf.host or socket.gethostname()
-        )
+        level = snap.decorator_level
+        publisher = snap.decorator_publisher or snap.host
         notifier.Notifier(publisher).notify(
             ctxt or oslo_context.get_current(), name, body, level
         )

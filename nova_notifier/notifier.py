@@ -20,6 +20,7 @@ from typing import Any
 
 from oslo_config import cfg
 
+from nova_notifier import _settings
 from nova_notifier import delivery as delivery_mod
 from nova_notifier._log import RateLimited, get_logger
 from nova_notifier._messaging import oslo_messaging
@@ -95,6 +96,9 @@ class _State:
         self.enabled = False  # a driver other than noop is configured
         self.reinit = False  # set in a forked child: rebuild before sending
         self.stats: Counter[str] = Counter()
+        self.settings: _settings.Settings | None = None
+        self.conf_cache: dict[Any, Any] | None = None
+        self.notifiers: dict[tuple[str, str | None], Notifier] = {}
 
 
 _STATE = _State()
@@ -184,6 +188,7 @@ def init(conf: cfg.ConfigOpts | None = None) -> None:
         _STATE.base = base
         _STATE.reinit = False
         _STATE.stats = stats
+        _snapshot(conf)
         _DROP_LOGS.clear()  # the counts start again with the counters
         _STATE.enabled = enabled
         _STATE.delivery = delivery
@@ -194,12 +199,65 @@ def init(conf: cfg.ConfigOpts | None = None) -> None:
         )
 
 
+def _snapshot(conf: cfg.ConfigOpts) -> _settings.Settings:
+    snap = _settings.take(conf)
+    _STATE.settings = snap
+    _STATE.notifiers = {}
+    cache = _settings.value_cache(conf)
+    if cache is not None:
+        cache[_settings.TOKEN] = True
+    _STATE.conf_cache = cache
+    return snap
+
+
+_BAD_SETTINGS = RateLimited()
+
+
+def refresh() -> _settings.Settings:
+    """Read the configuration again now (what ``init()`` did, without the
+    transport). Changes made through oslo.config are also picked up by
+    themselves at the next emit. A value that no longer reads is logged
+    and the previous settings stay."""
+    conf = get_conf("refresh()")
+    with _STATE.lock:
+        try:
+            return _snapshot(conf)
+        except Exception as exc:
+            previous = _STATE.settings
+            if previous is None:
+                raise
+            _BAD_SETTINGS.log(
+                LOG,
+                logging.ERROR,
+                "nova_notifier: configuration change not taken, keeping the "
+                "previous settings: %s",
+                describe(exc),
+            )
+            if _STATE.conf_cache is not None:
+                _STATE.conf_cache[_settings.TOKEN] = True
+            return previous
+
+
+def settings(what: str = "this call") -> _settings.Settings:
+    """The settings snapshot, taken again when the configuration changed;
+    raises ``NotInitializedError`` before ``init()``."""
+    snap = _STATE.settings
+    cache = _STATE.conf_cache
+    if snap is not None and cache is not None and _settings.TOKEN in cache:
+        return snap
+    if snap is None or _STATE.conf is None:
+        raise NotInitializedError(what)
+    return refresh()
+
+
 def _release() -> None:
     transport, delivery = _STATE.transport, _STATE.delivery
     _STATE.conf = None
     _STATE.transport = None
     _STATE.base = None
     _STATE.delivery = None
+    _STATE.settings = None
+    _STATE.notifiers = {}
     _STATE.prepared = {}
     if delivery is not None and not delivery.close():
         # The sender is still using the transport: leave it to the sender.
@@ -415,9 +473,19 @@ def wire_context(ctxt: Any) -> Any:
     if ctxt is None or isinstance(ctxt, dict) or not callable(to_dict):
         return {}
     values = to_dict()
-    return _WireContext(
-        to_wire({key: value for key, value in values.items() if not is_secret_key(key)})
-    )
+    wire: dict[str, Any] = {}
+    for key, value in values.items():
+        name = key if type(key) is str else str(to_wire(key))
+        if is_secret_key(name):
+            continue
+        kind = type(value)
+        if kind is str:
+            wire[name] = value if value.isascii() else clean_text(value)
+        elif value is None or kind is bool or kind is int:
+            wire[name] = value
+        else:  # lists of roles, and anything unusual
+            wire[name] = to_wire(value)
+    return _WireContext(wire)
 
 
 def _prepared(publisher_id: str) -> Any:
@@ -520,9 +588,15 @@ def get_notifier(
     ``host`` defaults to ``[DEFAULT] host``. Raises ``NotInitializedError``
     before ``init()``; ``service`` must be a non-empty name.
     """
-    conf = get_conf("get_notifier()")
+    snap = settings("get_notifier()")
     if publisher_id:
         return Notifier(publisher_id)
     if not service:
         raise ValueError("get_notifier() needs a service name or a publisher_id")
-    return Notifier(f"{service}.{host or conf.host}")
+    key = (service, host)
+    found = _STATE.notifiers.get(key)
+    if found is None:
+        found = Notifier(f"{service}.{host or snap.host}")
+        if len(_STATE.notifiers) < 1024:
+            _STATE.notifiers[key] = found
+    return found

@@ -77,7 +77,9 @@ def get_field(obj: Any, name: str, default: Any = None) -> Any:
 
 def _text(value: Any) -> str:
     """A field the payload carries as text: its faithful text, '' when unset."""
-    if value is None or (type(value) is str and value == ""):
+    if type(value) is str:
+        return value if value.isascii() else clean_text(value)
+    if value is None:
         return ""
     wire = to_wire(value)
     if isinstance(wire, str):
@@ -148,8 +150,7 @@ def image_ref_url(image_ref: Any) -> str:
     """``<image_endpoint>/images/<image_ref>`` ('' when there is no image)."""
     if not image_ref:
         return ""
-    conf = notifier.get_conf("info_from_instance()")
-    base = conf.notifications.image_endpoint.rstrip("/")
+    base = notifier.settings("info_from_instance()").image_base
     return f"{base}/images/{_text(image_ref)}"
 
 
@@ -242,7 +243,10 @@ def info_from_instance(
         "instance_id": _text(uuid),
     }
     for field in _AS_IS_FIELDS:
-        info[field] = to_wire(get_field(instance, field, ""))
+        value = get_field(instance, field, "")
+        info[field] = (
+            value if type(value) is str and value.isascii() else to_wire(value)
+        )
     info.update(_flavor_values(instance, sysmeta))
     info["disk_gb"] = info["root_gb"] + info["ephemeral_gb"]
     progress = get_field(instance, "progress", None)

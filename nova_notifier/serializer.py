@@ -116,7 +116,9 @@ def clean_text(text: str) -> str:
 
 
 def _text(value: str, screen: bool) -> str:
-    return clean_text(mask_text(value) if screen else value)
+    if screen:
+        value = mask_text(value)
+    return value if value.isascii() else clean_text(value)
 
 
 def _float(value: float) -> float | str:

@@ -11,6 +11,7 @@ from oslo_config import cfg
 
 from nova_notifier import audit, notifier, payload
 from nova_notifier._log import get_logger
+from nova_notifier.exceptions import NotInitializedError
 from nova_notifier.serializer import WirePayload, format_time, to_wire
 
 LOG = get_logger(__name__)
@@ -38,9 +39,14 @@ OPTS = [
 
 
 def _mode() -> str | None:
-    return (
-        notifier.get_conf("send_update()").notifications.notify_on_state_change or None
-    )
+    """The state-change mode; None (and a counted drop before ``init()``)
+    when nothing is to be sent. Read before anything else is done, so the
+    disabled path costs one snapshot check."""
+    try:
+        return notifier.settings("send_update()").state_change
+    except NotInitializedError as exc:
+        notifier.record_drop(EVENT_TYPE, str(exc))
+        return None
 
 
 def is_transition(
@@ -77,9 +83,11 @@ def send_update(
     update with the new instance's states and ``old_display_name`` when it
     was renamed. Never raises.
     """
+    mode = _mode()
+    if not mode:
+        return
     with notifier.dropping(EVENT_TYPE):
-        mode = _mode()
-        if not mode or notifier.sending_disabled():
+        if notifier.sending_disabled():
             return
         get = payload.get_field
         old_vm, new_vm = get(old_instance, "vm_state"), get(new_instance, "vm_state")
@@ -122,9 +130,11 @@ def send_update_with_states(
     under the mode. A ``None`` state is replaced by the instance's current
     one. Never raises.
     """
+    mode = _mode()
+    if not mode:
+        return
     with notifier.dropping(EVENT_TYPE):
-        mode = _mode()
-        if not mode or notifier.sending_disabled():
+        if notifier.sending_disabled():
             return
         if verify_states and not is_transition(
             mode, old_vm_state, new_vm_state, old_task_state, new_task_state
