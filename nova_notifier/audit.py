@@ -71,8 +71,41 @@ def last_completed_audit_period(
     """
     if unit is None:
         unit = notifier.settings("last_completed_audit_period()").audit_unit
+    if before is not None:
+        return _completed(unit, before)
+    # The answer only changes when a period ends: keep it until then.
+    now = timeutils.utcnow()
+    cached = _LAST
+    if cached is not None and cached[0] == unit and cached[2] < now <= cached[3]:
+        return cached[1], cached[2]
+    begin, end = _completed(unit, now)
+    globals()["_LAST"] = (unit, begin, end, _next_end(unit, end))
+    return begin, end
+
+
+# (unit, begin, end, when the next period ends) of the last answer for now
+_LAST: tuple[str, datetime.datetime, datetime.datetime, datetime.datetime] | None = None
+
+
+def _next_end(unit: str, end: datetime.datetime) -> datetime.datetime:
+    """When the period that follows the one ending at ``end`` ends."""
     name, offset = _parse(unit)
-    now = timeutils.utcnow() if before is None else before
+    if name == "hour":
+        return end + datetime.timedelta(hours=1)
+    if name == "day":
+        return end + datetime.timedelta(days=1)
+    if name == "month":
+        year, month = (
+            (end.year + 1, 1) if end.month == 12 else (end.year, end.month + 1)
+        )
+        return _month_day(year, month, offset or 1)
+    return datetime.datetime(end.year + 1, offset or 1, 1)
+
+
+def _completed(
+    unit: str, now: datetime.datetime
+) -> tuple[datetime.datetime, datetime.datetime]:
+    name, offset = _parse(unit)
     if now.tzinfo is not None:
         now = now.astimezone(datetime.timezone.utc).replace(tzinfo=None)
 

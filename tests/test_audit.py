@@ -171,3 +171,44 @@ def test_audit_period_bounds(fake_env, frozen_now, configured, completed, curren
     assert nova_notifier.audit_period_bounds() == completed
     assert nova_notifier.audit_period_bounds(current_period=False) == completed
     assert nova_notifier.audit_period_bounds(current_period=True) == current
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "hour",
+        "hour@30",
+        "day",
+        "day@6",
+        "month",
+        "month@15",
+        "month@31",
+        "year",
+        "year@6",
+    ],
+)
+def test_the_cached_period_is_the_computed_one_across_boundaries(fake_env, unit):
+    """The period for now is cached until the next one ends: that moment is
+    exactly the next boundary, and at every boundary (just before, at, just
+    after) the cached answer equals the one computed afresh."""
+    from nova_notifier import audit
+
+    fake_env.conf.set_override("instance_usage_audit_period", unit)
+    tick = datetime.timedelta(microseconds=1)
+    now = datetime.datetime(2011, 12, 30, 23, 0, 0)
+    _, end = last_completed_audit_period(unit, before=now)
+    moments = []
+    for _ in range(26):
+        nxt = audit._next_end(unit, end)
+        assert last_completed_audit_period(unit, before=nxt)[1] == end
+        assert last_completed_audit_period(unit, before=nxt + tick)[1] == nxt
+        moments += [nxt - tick, nxt, nxt + tick]
+        end = nxt
+    try:
+        for moment in moments:
+            timeutils.set_time_override(moment)
+            assert last_completed_audit_period() == (
+                last_completed_audit_period(unit, before=moment)
+            ), (unit, moment)
+    finally:
+        timeutils.clear_time_override()
