@@ -163,10 +163,13 @@ def _file_list(value: Any, screen: bool, depth: int, path: set[int]) -> Any:
 def _mapping(value: Any, screen: bool, depth: int, path: set[int]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, item in value.items():
-        name = _key(key)
+        name = key if type(key) is str and key.isascii() else _key(key)
         kind = key_kind(name)
         if kind == NORMAL:
-            out[name] = _convert(item, screen, depth + 1, path)
+            if type(item) is str:  # most values: spare the dispatch
+                out[name] = _text(item, screen)
+            else:
+                out[name] = _convert(item, screen, depth + 1, path)
         elif kind == SECRET:
             out[name] = MASK
         else:
