@@ -64,8 +64,13 @@ PACKAGES = ("nova-notifier", "oslo.messaging", "oslo.config", "oslo.utils", "Web
 # -- command line, logging ----------------------------------------------------
 
 
-def parse_args(doc: str | None) -> argparse.Namespace:
-    """``--quick`` (fewer rounds and calls) and ``--rounds N``; silences logs."""
+def parse_args(
+    doc: str | None, default_rounds: int = DEFAULT_ROUNDS
+) -> argparse.Namespace:
+    """``--quick`` (fewer rounds and calls) and ``--rounds N``; silences logs.
+
+    ``default_rounds`` is the rounds of a full run (a script of short
+    variants can afford more, shorter rounds)."""
     parser = argparse.ArgumentParser(
         description=(doc or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -77,11 +82,11 @@ def parse_args(doc: str | None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=None,
-        help=f"interleaved rounds (default {DEFAULT_ROUNDS}, --quick {QUICK_ROUNDS})",
+        help=f"interleaved rounds (default {default_rounds}, --quick {QUICK_ROUNDS})",
     )
     args = parser.parse_args()
     if args.rounds is None:
-        args.rounds = QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS
+        args.rounds = QUICK_ROUNDS if args.quick else default_rounds
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     silence_logs()
@@ -437,6 +442,22 @@ def summarize_rate(rounds: Sequence[float]) -> dict[str, Any]:
 
 def ratio(value: float, base: float) -> float:
     return value / base if base else float("nan")
+
+
+def paired_ratio(
+    ours: Sequence[Latency], base: Sequence[Latency], field: str = "p50_us"
+) -> float:
+    """Median over rounds of ``ours / base`` in the same round.
+
+    Pairing by round cancels a slow phase of the machine (another process
+    on the shared cores) that hits both variants of a round.
+    """
+    return median(
+        [
+            ratio(getattr(one, field), getattr(other, field))
+            for one, other in zip(ours, base, strict=True)
+        ]
+    )
 
 
 # -- output ---------------------------------------------------------------------
