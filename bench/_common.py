@@ -64,8 +64,13 @@ PACKAGES = ("nova-notifier", "oslo.messaging", "oslo.config", "oslo.utils", "Web
 # -- command line, logging ----------------------------------------------------
 
 
-def parse_args(doc: str | None) -> argparse.Namespace:
-    """``--quick`` (fewer rounds and calls) and ``--rounds N``; silences logs."""
+def parse_args(
+    doc: str | None, default_rounds: int = DEFAULT_ROUNDS
+) -> argparse.Namespace:
+    """``--quick`` (fewer rounds and calls) and ``--rounds N``; silences logs.
+
+    ``default_rounds`` is the rounds of a full run (a script of short
+    variants can afford more, shorter rounds)."""
     parser = argparse.ArgumentParser(
         description=(doc or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -77,11 +82,11 @@ def parse_args(doc: str | None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=None,
-        help=f"interleaved rounds (default {DEFAULT_ROUNDS}, --quick {QUICK_ROUNDS})",
+        help=f"interleaved rounds (default {default_rounds}, --quick {QUICK_ROUNDS})",
     )
     args = parser.parse_args()
     if args.rounds is None:
-        args.rounds = QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS
+        args.rounds = QUICK_ROUNDS if args.quick else default_rounds
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     silence_logs()
@@ -120,9 +125,11 @@ def make_conf(
     )
 
 
-def init_library(mode: str = "background", **notifications: Any) -> cfg.ConfigOpts:
+def init_library(
+    mode: str = "background", driver: str = "messagingv2", **notifications: Any
+) -> cfg.ConfigOpts:
     """``nova_notifier.init()`` with :func:`make_conf`; returns the conf."""
-    conf = make_conf(mode, **notifications)
+    conf = make_conf(mode, driver=driver, **notifications)
     nova_notifier.init(conf)
     return conf
 
@@ -155,6 +162,24 @@ def drain_fake() -> None:
     from oslo_messaging._drivers import impl_fake
 
     impl_fake.FakeExchangeManager.cleanup()
+
+
+def take_test_notifications() -> int:
+    """How many notifications oslo.messaging's ``test`` driver recorded since
+    the last call; forgets them (its list would otherwise grow with every call).
+    """
+    from oslo_messaging.notify import _impl_test
+
+    count = len(_impl_test.NOTIFICATIONS)
+    _impl_test.reset()
+    return count
+
+
+def test_notifications() -> list[tuple[Any, dict[str, Any], str, Any]]:
+    """What the ``test`` driver recorded: ``(ctxt, message, priority, retry)``."""
+    from oslo_messaging.notify import _impl_test
+
+    return list(_impl_test.NOTIFICATIONS)
 
 
 # -- realistic Nova objects -----------------------------------------------------
@@ -306,38 +331,55 @@ def time_calls(
     warmup: int = 200,
     chunk: int = 1000,
     between: Callable[[], object] | None = drain_fake,
+    thread_times: list[int] | None = None,
 ) -> list[int]:
     """Call ``fn()`` ``calls`` times, timing each call alone (nanoseconds).
 
     ``warmup`` untimed calls come first. Every ``chunk`` calls ``between()``
     runs untimed (by default :func:`drain_fake`, so memory stays flat).
+    With ``thread_times`` (an empty list) the calling thread's own CPU time
+    of each call (``time.thread_time_ns``, read inside the wall clock's
+    reads) is appended to it as well.
     """
     for _ in range(warmup):
         fn()
     clock = time.perf_counter_ns
+    cpu = time.thread_time_ns
     samples = [0] * calls
+    cpu_samples = [0] * calls
     done = 0
     while done < calls:
         if between is not None:
             between()
         stop = min(calls, done + chunk)
-        for index in range(done, stop):
-            started = clock()
-            fn()
-            samples[index] = clock() - started
+        if thread_times is None:
+            for index in range(done, stop):
+                started = clock()
+                fn()
+                samples[index] = clock() - started
+        else:
+            for index in range(done, stop):
+                started = clock()
+                cpu_started = cpu()
+                fn()
+                cpu_samples[index] = cpu() - cpu_started
+                samples[index] = clock() - started
         done = stop
+    if thread_times is not None:
+        thread_times.extend(cpu_samples)
     if between is not None:
         between()
     return samples
 
 
-def timer_floor(calls: int = 20_000) -> Latency:
-    """What :func:`time_calls` reports for a call that does nothing."""
+def timer_floor(calls: int = 20_000, thread_times: list[int] | None = None) -> Latency:
+    """What :func:`time_calls` reports for a call that does nothing (with
+    ``thread_times``, as :func:`time_calls` fills it)."""
 
     def nothing() -> None:
         return None
 
-    return latency(time_calls(nothing, calls, between=None))
+    return latency(time_calls(nothing, calls, between=None, thread_times=thread_times))
 
 
 def rate(run: Callable[[], int]) -> float:
@@ -400,6 +442,22 @@ def summarize_rate(rounds: Sequence[float]) -> dict[str, Any]:
 
 def ratio(value: float, base: float) -> float:
     return value / base if base else float("nan")
+
+
+def paired_ratio(
+    ours: Sequence[Latency], base: Sequence[Latency], field: str = "p50_us"
+) -> float:
+    """Median over rounds of ``ours / base`` in the same round.
+
+    Pairing by round cancels a slow phase of the machine (another process
+    on the shared cores) that hits both variants of a round.
+    """
+    return median(
+        [
+            ratio(getattr(one, field), getattr(other, field))
+            for one, other in zip(ours, base, strict=True)
+        ]
+    )
 
 
 # -- output ---------------------------------------------------------------------
