@@ -220,24 +220,36 @@ class _MemorySource:
 
 # Spools of this process, so a fork can be made safe for each of them.
 _SPOOLS: weakref.WeakSet[_SpoolSource] = weakref.WeakSet()
-# Connections a forked child inherited: never used, never closed (closing
-# could checkpoint the parent's WAL or wait on a mutex held at fork time).
-_INHERITED: list[Any] = []
+# The spools whose locks _before_fork took, released after the fork.
+_HELD: list[_SpoolSource] = []
 
 
 def _before_fork() -> None:
     # No spool write may be half done in the child: hold every spool's lock
-    # across the fork (a write takes microseconds).
+    # across the fork (a write takes microseconds). And no SQLite connection
+    # may live on both sides of a fork: SQLite keeps one record of a file's
+    # locks per process, a child inherits it, and whichever side closes
+    # last then believes it is alone, checkpoints and deletes the WAL the
+    # other side is still writing (rows accepted there would be lost). So
+    # the parent closes its connections now and reopens them after.
     for spool in list(_SPOOLS):
         spool._lock.acquire()
+        _HELD.append(spool)
+        spool._close_for_fork()
 
 
 def _after_fork_in_parent() -> None:
-    for spool in list(_SPOOLS):
-        spool._lock.release()
+    held = list(_HELD)
+    _HELD.clear()
+    for spool in held:
+        try:
+            spool._reopen_after_fork()
+        finally:
+            spool._lock.release()
 
 
 def _after_fork_in_child() -> None:
+    _HELD.clear()
     for spool in list(_SPOOLS):
         spool._lock = threading.Lock()
         spool.forget_after_fork()
@@ -274,8 +286,10 @@ class _SpoolSource:
         max_bytes: int = 0,
     ) -> None:
         self.path = path
+        self._sync = sync
         self._lock = threading.Lock()
         self._db: Any = spool_db.connect(path, sync)
+        self._closed_for_fork = False
         self._topics_json = json.dumps(topics)
         self._version = version
         self._max_bytes = max_bytes
@@ -372,15 +386,32 @@ class _SpoolSource:
         self._batch.clear()
         self._cursor = 0
 
-    def forget_after_fork(self) -> None:
-        """In a forked child: let go of the parent's connection and lock file.
+    def _close_for_fork(self) -> None:
+        """Before a fork (lock held): close the SQLite connection."""
+        if self._db is None:
+            return
+        try:
+            self._db.close()
+        except Exception as exc:  # still fork; the parent reopens below
+            LOG.warning("nova_notifier: closing the spool before a fork: %s", exc)
+        self._db = None
+        self._closed_for_fork = True
 
-        Neither is closed through SQLite or unlocked: they are the parent's.
+    def _reopen_after_fork(self) -> None:
+        """In the parent after a fork (lock held): open the connection again."""
+        if self._closed_for_fork:
+            self._closed_for_fork = False
+            self._db = spool_db.connect(self.path, self._sync)
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: let go of the parent's spool lock file.
+
+        The SQLite connection was closed before the fork; the lock file's
+        descriptor is closed without unlocking it (the lock is the parent's).
         A child that sends opens the spool again.
         """
-        if self._db is not None:
-            _INHERITED.append(self._db)
-            self._db = None
+        self._db = None
+        self._closed_for_fork = False
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -432,8 +463,9 @@ class _SpoolSource:
     def close(self) -> int:
         self._flush_deletes()
         left = self.backlog()
-        _SPOOLS.discard(self)
-        self._db.close()
+        with self._lock:
+            _SPOOLS.discard(self)
+            self._db.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

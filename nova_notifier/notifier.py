@@ -219,23 +219,25 @@ def refresh() -> _settings.Settings:
     themselves at the next emit. A value that no longer reads is logged
     and the previous settings stay."""
     conf = get_conf("refresh()")
-    with _STATE.lock:
-        try:
-            return _snapshot(conf)
-        except Exception as exc:
-            previous = _STATE.settings
-            if previous is None:
-                raise
-            _BAD_SETTINGS.log(
-                LOG,
-                logging.ERROR,
-                "nova_notifier: configuration change not taken, keeping the "
-                "previous settings: %s",
-                describe(exc),
-            )
-            if _STATE.conf_cache is not None:
-                _STATE.conf_cache[_settings.TOKEN] = True
-            return previous
+    # No lock: a snapshot is built whole and assigned at once, and an emit
+    # must never wait on init() or cleanup(), which hold the lock while the
+    # sender drains.
+    try:
+        return _snapshot(conf)
+    except Exception as exc:
+        previous = _STATE.settings
+        if previous is None:
+            raise
+        _BAD_SETTINGS.log(
+            LOG,
+            logging.ERROR,
+            "nova_notifier: configuration change not taken, keeping the "
+            "previous settings: %s",
+            describe(exc),
+        )
+        if _STATE.conf_cache is not None:
+            _STATE.conf_cache[_settings.TOKEN] = True
+        return previous
 
 
 def settings(what: str = "this call") -> _settings.Settings:

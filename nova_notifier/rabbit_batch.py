@@ -39,7 +39,6 @@ _PERMANENT_CODES = {
     311: "CONTENT_TOO_LARGE",
     403: "ACCESS_REFUSED",
     404: "NOT_FOUND",
-    405: "RESOURCE_LOCKED",
     406: "PRECONDITION_FAILED",
     501: "FRAME_ERROR",
     502: "SYNTAX_ERROR",
@@ -57,9 +56,11 @@ def permanent_reason(exc: BaseException) -> str | None:
     ``__context__``, as oslo.messaging's ``MessageDeliveryFailure`` wraps
     the kombu/amqp error) for an AMQP error whose reply code refuses the
     content or a declaration (ACCESS_REFUSED, NOT_FOUND,
-    PRECONDITION_FAILED, CONTENT_TOO_LARGE, frame errors). Connection
-    losses, timeouts, a forced close, a failed login and anything else are
-    transient: None.
+    PRECONDITION_FAILED, CONTENT_TOO_LARGE, frame errors) on an exchange,
+    queue or basic method, or a nack. Connection losses, timeouts, a forced
+    close, a refused login (a connection method), a cluster node that is
+    away (NOT_FOUND "home node ... is down"), RESOURCE_LOCKED and anything
+    else are transient: None.
     """
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -67,14 +68,37 @@ def permanent_reason(exc: BaseException) -> str | None:
         seen.add(id(current))
         if isinstance(current, _ConnectError):
             return None
+        if isinstance(current, amqp.exceptions.MessageNacked):
+            return NACK_REASON  # kombu's confirm_publish on oslo's path
         if isinstance(current, amqp.exceptions.AMQPError):
-            code = getattr(current, "reply_code", None)
-            if code in _PERMANENT_CODES:
-                text = getattr(current, "reply_text", "") or str(current)
-                return f"{code} {text}"
-            return None
+            return _refusal(current)
         current = current.__cause__ or current.__context__
     return None
+
+
+# AMQP classes whose methods concern a message or its destination:
+# exchange, queue, basic. A refusal of a connection method (class 0 or 10:
+# a login refused, a vhost closed) says nothing about the message.
+_MESSAGE_CLASSES = (40, 50, 60)
+# NOT_FOUND texts that mean a cluster node is away, not a missing queue.
+_NODE_DOWN = ("home node", "is down or inaccessible")
+
+
+def _refusal(error: amqp.exceptions.AMQPError) -> str | None:
+    code = getattr(error, "reply_code", None)
+    if code not in _PERMANENT_CODES:
+        return None
+    method = getattr(error, "method_sig", None)
+    if method is not None and (
+        not isinstance(method, tuple) or not method or method[0] not in _MESSAGE_CLASSES
+    ):
+        return None
+    text = getattr(error, "reply_text", "") or str(error)
+    if code == 404 and any(words in text for words in _NODE_DOWN):
+        return None
+    if "Login was refused" in text:
+        return None
+    return f"{code} {text}"
 
 
 # RabbitMQ's refusal of a message over max_message_size names the limit.

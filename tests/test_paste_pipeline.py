@@ -246,6 +246,7 @@ def test_a_boot_body_as_a_nova_client_sends_it(api, flavor_ref, image_ref):
         ),
         ("", ""),
         ("http://nova.example/flavors/1/", "http://nova.example/flavors/1/"),
+        ("http://[::1/flavors/1", "http://[::1/flavors/1"),
         (None, "None"),
         ({"id": "1"}, "{'id': '1'}"),
         (True, "True"),
@@ -272,6 +273,7 @@ def test_an_unknown_flavor_is_a_400_fault_and_nothing_boots(api, flavor_ref, sho
         (b"{not json", "Malformed request body"),
         (b"\xff\xfe", "Malformed request body"),
         (b"[]", "Malformed request body: no 'server' object"),
+        (b"[" * 100_000 + b"]" * 100_000, "Malformed request body"),
         (b'{"server": "web"}', "Malformed request body: no 'server' object"),
         (
             b'{"server": {"flavorRef": "1", "imageRef": ""}}',

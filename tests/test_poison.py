@@ -514,3 +514,55 @@ def test_a_missing_queue_is_declared_so_messages_before_any_listener_are_kept():
     finally:
         publisher.close()
         delete_queues(RABBIT_URL, [key])
+
+
+def _through_oslo(cause):
+    """``cause`` as oslo.messaging raises it: MessageDeliveryFailure raised
+    while handling the amqp/kombu error."""
+    try:
+        raise cause
+    except Exception:
+        try:
+            raise oslo_messaging.MessageDeliveryFailure("Unable to connect")
+        except Exception as exc:
+            return exc
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        amqp.exceptions.AccessRefused(
+            "ACCESS_REFUSED - Login was refused using authentication mechanism",
+            (0, 0),
+        ),
+        amqp.exceptions.NotFound(
+            "NOT_FOUND - home node 'rabbit@node-2' of durable queue 'q' in "
+            "vhost '/' is down or inaccessible",
+            (50, 10),
+        ),
+        amqp.exceptions.ResourceLocked("RESOURCE_LOCKED - exclusive queue", (50, 10)),
+        amqp.exceptions.ConnectionForced("CONNECTION_FORCED - shutdown", (0, 0)),
+    ],
+    ids=["login-refused", "home-node-down", "resource-locked", "forced"],
+)
+def test_refusals_of_the_connection_or_a_node_away_are_transient(cause):
+    assert rabbit_batch.permanent_reason(_through_oslo(cause)) is None
+
+
+@pytest.mark.parametrize(
+    "cause,reason",
+    [
+        (
+            amqp.exceptions.AccessRefused("ACCESS_REFUSED - no write", (60, 40)),
+            "403 ACCESS_REFUSED - no write",
+        ),
+        (
+            amqp.exceptions.NotFound("NOT_FOUND - no exchange 'nova'", (40, 10)),
+            "404 NOT_FOUND - no exchange 'nova'",
+        ),
+        (amqp.exceptions.MessageNacked(), rabbit_batch.NACK_REASON),
+    ],
+    ids=["access-on-publish", "missing-exchange", "nack-through-kombu"],
+)
+def test_refusals_of_the_message_or_its_destination_are_permanent(cause, reason):
+    assert rabbit_batch.permanent_reason(_through_oslo(cause)) == reason

@@ -458,3 +458,50 @@ def test_the_spool_command_works_without_oslo(tmp_path):
     )
     assert out.stdout.splitlines() == ["requeued 1 dead letters", "[]"]
     assert (_rows(spool), _rows(spool, "dead_letter")) == (1, 0)
+
+
+_FORK_THEN_PARENT_CLOSES = r"""
+import os, sqlite3, sys, time
+from nova_notifier.delivery import _SpoolSource
+path = sys.argv[1]
+def item(i):
+    return {"ctxt": {}, "message": {"i": i, "priority": "INFO"},
+            "topics": ["notifications"], "version": 2.0}
+parent = _SpoolSource(path, "normal", ["notifications"], 2.0)
+parent.put(item(0))
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:  # a child that goes on writing the same spool
+    child = _SpoolSource(path, "normal", ["notifications"], 2.0)
+    for i in range(1, 6):
+        child.put(item(i))
+    os.write(w, b"x")
+    deadline = time.monotonic() + 10
+    while os.path.exists(path + ".parent-open") and time.monotonic() < deadline:
+        time.sleep(0.01)  # the parent closes its spool meanwhile
+    for i in range(6, 11):
+        child.put(item(i))
+    child.close()
+    os._exit(0)
+open(path + ".parent-open", "w").close()
+os.read(r, 1)
+parent.close()  # cleanup() or atexit in the parent while the child writes
+os.unlink(path + ".parent-open")
+os.waitpid(pid, 0)
+print(sqlite3.connect(path).execute("SELECT COUNT(*) FROM spool").fetchone()[0])
+"""
+
+
+def test_a_parent_closing_its_spool_after_a_fork_loses_no_child_row(tmp_path):
+    """SQLite keeps one record of a file's locks per process; a connection
+    open across a fork let the side that closed last delete the WAL the
+    other was still writing. Every row the child accepted must remain."""
+    path = str(tmp_path / "spool.db")
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_THEN_PARENT_CLOSES, path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "11"

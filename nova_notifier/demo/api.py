@@ -263,7 +263,7 @@ def _server_of(req: webob.Request) -> dict[str, Any]:
     """The ``server`` object of a boot request; a 400 fault if there is none."""
     try:
         body = json.loads(req.body)
-    except ValueError:  # not JSON, or not UTF-8
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep
         raise BadRequest(reason="Malformed request body") from None
     server = body.get("server") if isinstance(body, dict) else None
     if not isinstance(server, dict):
@@ -276,7 +276,11 @@ def _last_segment(ref: str) -> str:
     as Nova's ``get_id_from_href`` reads it (``.../flavors/`` names none)."""
     if "/" not in ref:
         return ref
-    return urlsplit(ref).path.rpartition("/")[2]
+    try:
+        path = urlsplit(ref).path
+    except ValueError:  # "http://[::1/flavors/1": not a URL, no id in it
+        return ""
+    return path.rpartition("/")[2]
 
 
 def find_flavor(ref: Any) -> dict[str, Any]:
