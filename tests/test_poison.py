@@ -462,14 +462,7 @@ def test_a_transient_error_is_retried_never_set_aside(fake_env, monkeypatch, cau
 
 
 def test_permanent_reason_reads_through_oslo_wrapping():
-    def wrapped(cause):
-        try:
-            raise cause
-        except Exception:
-            try:
-                raise oslo_messaging.MessageDeliveryFailure("Unable to connect")
-            except Exception as exc:
-                return exc
+    wrapped = _through_oslo
 
     reason = rabbit_batch.permanent_reason(
         wrapped(amqp.exceptions.ContentTooLarge("CONTENT_TOO_LARGE - body"))
