@@ -490,6 +490,7 @@ class Delivery:
         conf: cfg.ConfigOpts,
         transport: Any,
         stats: collections.Counter[str],
+        start: bool = True,
     ) -> None:
         group = conf.notifications
         self.mode = group.delivery_mode
@@ -540,7 +541,13 @@ class Delivery:
         self._thread = threading.Thread(
             target=self._run, name="nova-notifier-sender", daemon=True
         )
-        self._thread.start()
+        if start:
+            self._thread.start()
+
+    def start(self) -> None:
+        """Start the sender (once), for a ``Delivery`` built with ``start=False``."""
+        if not self._thread.is_alive() and self._thread.ident is None:
+            self._thread.start()
 
     # -- the caller's side -------------------------------------------------
 

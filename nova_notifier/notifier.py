@@ -178,7 +178,10 @@ def init(conf: cfg.ConfigOpts | None = None) -> None:
         try:
             base = oslo_messaging.Notifier(transport, serializer=PayloadSerializer())
             if enabled and conf.notifications.delivery_mode != delivery_mod.DIRECT:
-                delivery = Delivery(conf, transport, stats)
+                # Started only once the previous set-up is released: two
+                # senders must not overlap (and a transport's cleanup, as
+                # fake://'s, may reach state the new one shares).
+                delivery = Delivery(conf, transport, stats, start=False)
         except BaseException:
             _close_transport(transport)
             raise
@@ -192,6 +195,8 @@ def init(conf: cfg.ConfigOpts | None = None) -> None:
         _DROP_LOGS.clear()  # the counts start again with the counters
         _STATE.enabled = enabled
         _STATE.delivery = delivery
+        if delivery is not None:
+            delivery.start()
     if not _STATE.enabled:
         LOG.warning(
             "nova_notifier: [oslo_messaging_notifications] driver is not set; "
