@@ -439,7 +439,18 @@ class _SpoolSource:
     def _flush_deletes(self) -> None:
         if self._delivered:
             with self._lock:
-                self._db.executemany("DELETE FROM spool WHERE seq = ?", self._delivered)
+                # One transaction for the batch: one commit (and, with
+                # spool_sync = full, one fsync) instead of one per row,
+                # under the lock the emitters wait on.
+                self._db.execute("BEGIN")
+                try:
+                    self._db.executemany(
+                        "DELETE FROM spool WHERE seq = ?", self._delivered
+                    )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
             self._delivered = []
 
     def backlog(self) -> int:
