@@ -35,7 +35,17 @@ class Settings:
     audit_unit: str
 
 
-_LEVELS = ("debug", "info", "warn", "warning", "error", "critical", "audit", "sample")
+#: the priorities a notification may have (oslo.messaging's Notifier methods)
+PRIORITIES = (
+    "audit",
+    "debug",
+    "info",
+    "warn",
+    "warning",
+    "error",
+    "critical",
+    "sample",
+)
 
 
 def take(conf: cfg.ConfigOpts) -> Settings:
@@ -46,7 +56,7 @@ def take(conf: cfg.ConfigOpts) -> Settings:
         host=conf.host or socket.gethostname(),
         state_change=group.notify_on_state_change or None,
         api_faults=bool(group.notify_on_api_faults),
-        decorator_level=level if level in _LEVELS else "info",
+        decorator_level=level if level in PRIORITIES else "info",
         decorator_publisher=group.default_publisher_id or None,
         image_base=group.image_endpoint.rstrip("/"),
         audit_unit=conf.instance_usage_audit_period,

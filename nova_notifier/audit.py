@@ -74,12 +74,13 @@ def last_completed_audit_period(
     if before is not None:
         return _completed(unit, before)
     # The answer only changes when a period ends: keep it until then.
+    global _LAST
     now = timeutils.utcnow()
     cached = _LAST
     if cached is not None and cached[0] == unit and cached[2] < now <= cached[3]:
         return cached[1], cached[2]
     begin, end = _completed(unit, now)
-    globals()["_LAST"] = (unit, begin, end, _next_end(unit, end))
+    _LAST = (unit, begin, end, _next_end(unit, end))
     return begin, end
 
 

@@ -325,11 +325,7 @@ def _secret_value(text: str, match: re.Match[str]) -> tuple[int, str] | None:
     None when the name is harmless or no value follows."""
     end = match.end()
     if match.group("url") is not None:
-        found = _url_secrets(text, end)
-        if found is None:
-            return None
-        stop, masked = found
-        return stop, masked
+        return _url_secrets(text, end)
     if match.group("pem") is not None:
         return _pem_end(text, end), MASK
     if match.group("hname") is not None:

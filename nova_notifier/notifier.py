@@ -71,16 +71,7 @@ OPTS = [
     ),
 ]
 
-PRIORITIES = (
-    "audit",
-    "debug",
-    "info",
-    "warn",
-    "warning",
-    "error",
-    "critical",
-    "sample",
-)
+PRIORITIES = _settings.PRIORITIES
 
 
 class _State:
