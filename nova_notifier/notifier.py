@@ -19,17 +19,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from oslo_config import cfg
+from oslo_context import context as oslo_context
 
 from nova_notifier import _settings
 from nova_notifier import delivery as delivery_mod
+from nova_notifier._direct import DirectSender
 from nova_notifier._log import RateLimited, get_logger
 from nova_notifier._messaging import oslo_messaging
 from nova_notifier.delivery import Delivery
 from nova_notifier.exceptions import ConfigError, NotInitializedError
 from nova_notifier.serializer import (
-    PayloadSerializer,
     clean_text,
     is_secret_key,
+    sanitize,
     to_wire,
 )
 
@@ -72,6 +74,7 @@ OPTS = [
 ]
 
 PRIORITIES = _settings.PRIORITIES
+_PRIORITY_SET = frozenset(PRIORITIES)
 
 
 class _State:
@@ -81,8 +84,8 @@ class _State:
         self.lock = threading.RLock()
         self.conf: cfg.ConfigOpts | None = None
         self.transport: Any = None
-        self.base: Any = None
-        self.prepared: dict[str, Any] = {}
+        self.ready = False  # between init() and cleanup()
+        self.direct: DirectSender | None = None
         self.delivery: Delivery | None = None
         self.enabled = False  # a driver other than noop is configured
         self.reinit = False  # set in a forked child: rebuild before sending
@@ -165,10 +168,13 @@ def init(conf: cfg.ConfigOpts | None = None) -> None:
         # none) exactly as it was.
         stats: Counter[str] = Counter()
         transport = oslo_messaging.get_notification_transport(conf)
-        delivery = None
+        delivery = direct = None
         try:
-            base = oslo_messaging.Notifier(transport, serializer=PayloadSerializer())
-            if enabled and conf.notifications.delivery_mode != delivery_mod.DIRECT:
+            if not enabled:
+                pass
+            elif conf.notifications.delivery_mode == delivery_mod.DIRECT:
+                direct = DirectSender(conf, transport)
+            else:
                 # Started only once the previous set-up is released: two
                 # senders must not overlap (and a transport's cleanup, as
                 # fake://'s, may reach state the new one shares).
@@ -179,7 +185,8 @@ def init(conf: cfg.ConfigOpts | None = None) -> None:
         _release()
         _STATE.conf = conf
         _STATE.transport = transport
-        _STATE.base = base
+        _STATE.direct = direct
+        _STATE.ready = True
         _STATE.reinit = False
         _STATE.stats = stats
         _snapshot(conf)
@@ -252,11 +259,11 @@ def _release() -> None:
     transport, delivery = _STATE.transport, _STATE.delivery
     _STATE.conf = None
     _STATE.transport = None
-    _STATE.base = None
+    _STATE.ready = False
+    _STATE.direct = None
     _STATE.delivery = None
     _STATE.settings = None
     _STATE.notifiers = {}
-    _STATE.prepared = {}
     if delivery is not None and not delivery.close():
         # The sender is still using the transport: leave it to the sender.
         LOG.warning("nova_notifier: transport left open for a sender still running")
@@ -284,9 +291,9 @@ def _after_fork_in_child() -> None:
     if _STATE.delivery is not None:
         _STATE.delivery.forget_after_fork()
     _STATE.transport = None
-    _STATE.base = None
+    _STATE.ready = False
+    _STATE.direct = None
     _STATE.delivery = None
-    _STATE.prepared = {}
     _STATE.reinit = True
 
 
@@ -330,7 +337,7 @@ atexit.register(_flush_at_exit)
 
 def is_initialized() -> bool:
     """True between ``init()`` and ``cleanup()``."""
-    return _STATE.base is not None or _STATE.reinit
+    return _STATE.ready or _STATE.reinit
 
 
 def transport() -> Any:
@@ -341,7 +348,7 @@ def transport() -> Any:
 
 def is_enabled() -> bool:
     """True when initialised with a notification driver configured."""
-    return (_STATE.base is not None or _STATE.reinit) and _STATE.enabled
+    return (_STATE.ready or _STATE.reinit) and _STATE.enabled
 
 
 def get_conf(what: str = "this call") -> cfg.ConfigOpts:
@@ -380,7 +387,7 @@ def stats() -> dict[str, Any]:
 
 def sending_disabled() -> bool:
     """True when initialised without a notification driver: nothing to build."""
-    return _STATE.base is not None and not _STATE.enabled
+    return _STATE.ready and not _STATE.enabled
 
 
 @contextlib.contextmanager
@@ -437,64 +444,126 @@ def record_drop(event_type: str, reason: str) -> None:
     )
 
 
-class _WireContext:
-    """A context already redacted, as oslo.messaging will send it.
-
-    oslo.messaging redacts a context with ``ctxt.redacted_copy()``, which by
-    default also makes the copy the thread's *current* context: an API's
-    context would lose its auth token, and the admin context of an
-    ``api.fault`` would become the current context of the next request on
-    that thread. Handing it this object instead leaves the thread alone.
-    """
-
-    __slots__ = ("_values",)
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._values = values
-
-    def redacted_copy(self, **kwargs: Any) -> _WireContext:
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self._values)
+_OSLO_TO_DICT = oslo_context.RequestContext.to_dict
 
 
-def wire_context(ctxt: Any) -> Any:
+def _context_value(value: Any) -> Any:
+    kind = type(value)
+    if kind is str:
+        return value if value.isascii() else clean_text(value)
+    if value is None or kind is bool or kind is int:
+        return value
+    return to_wire(value)  # lists of roles, and anything unusual
+
+
+_IDENTITIES: dict[tuple[Any, ...], str] = {}
+_ROLES: dict[tuple[Any, ...], list[str]] = {}
+
+
+def _identity(ctxt: Any) -> str:
+    """``to_dict()``'s ``user_identity``, formatted once per distinct value."""
+    key = (
+        ctxt.user_idt_format,
+        ctxt.user_id,
+        ctxt.project_id,
+        ctxt.domain_id,
+        ctxt.user_domain_id,
+        ctxt.project_domain_id,
+    )
+    try:
+        found = _IDENTITIES.get(key)
+    except TypeError:  # an unhashable id
+        found = None
+    if found is None:
+        found = key[0].format(
+            user=key[1] or "-",
+            project_id=key[2] or "-",
+            domain=key[3] or "-",
+            user_domain=key[4] or "-",
+            p_domain=key[5] or "-",
+        )
+        if all(type(part) is str or part is None for part in key):
+            if len(_IDENTITIES) >= 1024:
+                _IDENTITIES.clear()
+            _IDENTITIES[key] = found
+    return found
+
+
+def _roles(roles: Any) -> Any:
+    """The role names as a new list (text roles as they are)."""
+    if type(roles) is list:
+        key = tuple(roles)
+        try:
+            found = _ROLES.get(key)
+        except TypeError:  # an unhashable role
+            found = None
+        if found is not None:
+            return list(found)
+        wire = to_wire(roles)
+        if all(type(role) is str and role.isascii() for role in key):
+            if len(_ROLES) >= 1024:
+                _ROLES.clear()
+            _ROLES[key] = list(wire)
+        return wire
+    return _context_value(roles)
+
+
+def _oslo_context(ctxt: Any) -> dict[str, Any]:
+    """An oslo.context ``RequestContext``'s ``to_dict()`` without its
+    credentials, read straight from the attributes ``to_dict()`` reads."""
+    project_id = ctxt.project_id
+    values = {
+        "user": ctxt.user_id,
+        "project_id": project_id,
+        "system_scope": ctxt.system_scope,
+        "project": project_id,
+        "domain": ctxt.domain_id,
+        "user_domain": ctxt.user_domain_id,
+        "project_domain": ctxt.project_domain_id,
+        "is_admin": ctxt.is_admin,
+        "read_only": ctxt.read_only,
+        "show_deleted": ctxt.show_deleted,
+        "request_id": ctxt.request_id,
+        "global_request_id": ctxt.global_request_id,
+        "resource_uuid": ctxt.resource_uuid,
+        "roles": None,
+        "user_identity": _identity(ctxt),
+        "is_admin_project": ctxt.is_admin_project,
+    }
+    for key, value in values.items():
+        if value is None or value is True or value is False:
+            continue
+        if type(value) is not str or not value.isascii():
+            values[key] = _context_value(value)
+    values["roles"] = _roles(ctxt.roles)
+    return values
+
+
+def wire_context(ctxt: Any) -> dict[str, Any]:
     """What goes on the wire for ``ctxt``: its fields minus any credential.
 
     A ``RequestContext`` (or anything with ``to_dict()``) becomes its fields
     without the secret-named ones (auth_token, service_token...), read
-    without making any context current; ``None`` and plain dicts become
-    ``{}``, which oslo.messaging sends as no context.
+    without making any context current (oslo.messaging's
+    ``redacted_copy()`` makes its copy the thread's current context);
+    ``None`` and plain dicts become ``{}``, which oslo.messaging sends as
+    no context. An oslo.context ``RequestContext`` whose class keeps
+    oslo's ``to_dict()`` is read field by field, an allow-list of what
+    ``to_dict()`` returns; any other context through its own ``to_dict()``.
     """
-    to_dict = getattr(ctxt, "to_dict", None)
-    if ctxt is None or isinstance(ctxt, dict) or not callable(to_dict):
+    if ctxt is None or type(ctxt) is dict:
         return {}
-    values = to_dict()
+    to_dict = getattr(type(ctxt), "to_dict", None)
+    if to_dict is _OSLO_TO_DICT:
+        return _oslo_context(ctxt)
+    if isinstance(ctxt, dict) or not callable(to_dict):
+        return {}
     wire: dict[str, Any] = {}
-    for key, value in values.items():
+    for key, value in ctxt.to_dict().items():
         name = key if type(key) is str else str(to_wire(key))
-        if is_secret_key(name):
-            continue
-        kind = type(value)
-        if kind is str:
-            wire[name] = value if value.isascii() else clean_text(value)
-        elif value is None or kind is bool or kind is int:
-            wire[name] = value
-        else:  # lists of roles, and anything unusual
-            wire[name] = to_wire(value)
-    return _WireContext(wire)
-
-
-def _prepared(publisher_id: str) -> Any:
-    sub = _STATE.prepared.get(publisher_id)
-    if sub is None:
-        base = _STATE.base
-        if base is None:
-            return None
-        sub = base.prepare(publisher_id=publisher_id)
-        _STATE.prepared[publisher_id] = sub
-    return sub
+        if not is_secret_key(name):
+            wire[name] = _context_value(value)
+    return wire
 
 
 class Notifier:
@@ -520,35 +589,42 @@ class Notifier:
 
     def notify(self, ctxt: Any, event_type: str, payload: Any, priority: str) -> None:
         """Emit ``event_type`` at ``priority`` (a name of :data:`PRIORITIES`)."""
-        if not isinstance(event_type, str):
-            record_drop("?", f"event_type is not text: {type(event_type).__name__}")
-            return
-        event_type = clean_text(str.__str__(event_type))
+        if type(event_type) is not str:
+            if not isinstance(event_type, str):
+                record_drop("?", f"event_type is not text: {type(event_type).__name__}")
+                return
+            event_type = str.__str__(event_type)
+        if not event_type.isascii():
+            event_type = clean_text(event_type)
         try:
             if _STATE.reinit:
                 _reinit_after_fork()
+            direct = _STATE.direct
+            if direct is not None:
+                direct.send(
+                    wire_context(ctxt),
+                    self.publisher_id,
+                    event_type,
+                    sanitize(payload),
+                    priority if priority in _PRIORITY_SET else priority.lower(),
+                )
+                stats = _STATE.stats
+                stats["queued"] += 1
+                stats["sent"] += 1
+                return
             delivery = _STATE.delivery
             if delivery is not None:
                 if delivery.enabled:
-                    wire = wire_context(ctxt)
                     delivery.submit(
                         self.publisher_id,
-                        wire.to_dict() if isinstance(wire, _WireContext) else {},
+                        wire_context(ctxt),
                         event_type,
                         payload,
                         priority,
                     )
                 return
-            sub = _prepared(self.publisher_id)
-            if sub is None:
+            if not _STATE.ready:
                 record_drop(event_type, "nova_notifier.init() has not been called")
-                return
-            if not _STATE.enabled:
-                return
-            method = getattr(sub, priority.lower())
-            method(wire_context(ctxt), event_type, payload)
-            _STATE.stats["queued"] += 1
-            _STATE.stats["sent"] += 1
         except Exception as exc:
             record_drop(event_type, describe(exc))
             LOG.debug("nova_notifier: why %s was dropped", event_type, exc_info=True)

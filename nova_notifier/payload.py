@@ -14,12 +14,15 @@ from typing import Any
 from oslo_config import cfg
 
 from nova_notifier import notifier
-from nova_notifier.exceptions import InvalidInstanceError
+from nova_notifier.exceptions import InvalidInstanceError, NotInitializedError
 from nova_notifier.serializer import (
+    WirePayload,
     clean_text,
     format_time,
     mask_text,
     placeholder,
+    screened,
+    screened_image_meta,
     to_wire,
 )
 
@@ -209,6 +212,125 @@ def _fixed_ips(network_info: Iterable[Any]) -> list[dict[str, Any]]:
     return fixed_ips
 
 
+def _getter(obj: Any) -> Any:
+    """``get(name)``: ``obj[name]`` or ``obj.name``, None when absent or
+    unloadable (a dict's own ``get`` when ``obj`` is a dict)."""
+    if type(obj) is dict:
+        return obj.get
+    if obj is None:
+        return _nothing
+    if isinstance(obj, Mapping):
+
+        def get(name: str) -> Any:
+            try:
+                return obj.get(name)
+            except Exception:  # a mapping that refuses
+                return None
+
+    else:
+
+        def get(name: str) -> Any:
+            try:
+                return getattr(obj, name, None)
+            except Exception:  # lazy-loading objects raise their own errors
+                return None
+
+    return get
+
+
+def _nothing(name: str) -> None:
+    return None
+
+
+def _as_dict(source: Any) -> Any:
+    """A dict to read (not to keep): ``source`` itself when it is one."""
+    return source if type(source) is dict else _key_value_dict(source)
+
+
+def build_instance_info(
+    instance: Any,
+    network_info: Iterable[Any] | None,
+    system_metadata: Mapping[str, Any] | None,
+    image_base: str | None,
+) -> WirePayload:
+    """The legacy instance payload, built in one pass over ``instance``.
+
+    A pure function of its arguments (``image_base`` is the
+    ``image_endpoint`` setting without its trailing ``/``, None before
+    ``init()``: then an instance with an image raises
+    ``NotInitializedError``); what
+    :func:`info_from_instance` returns, as the :class:`WirePayload` the
+    library's helpers send.
+    """
+    get = _getter(instance)
+    uuid = get("uuid")
+    if not uuid:
+        raise InvalidInstanceError(
+            "instance has no uuid, cannot build a notification payload "
+            f"({type(instance).__name__})"
+        )
+    sysmeta = _as_dict(
+        get("system_metadata") if system_metadata is None else system_metadata
+    )
+    info = WirePayload(
+        tenant_id=_text(get("project_id")),
+        user_id=_text(get("user_id")),
+        instance_id=_text(uuid),
+    )
+    for field in _AS_IS_FIELDS:
+        value = get(field)
+        info[field] = (
+            value
+            if type(value) is str and value.isascii()
+            else ("" if value is None else to_wire(value))
+        )
+    flavor_get = _getter(get("flavor"))
+    sys_get = sysmeta.get
+    for field, (attr, sys_key) in _FLAVOR_FIELDS.items():
+        value = flavor_get(attr)
+        if value is None:
+            value = sys_get(sys_key)
+            if value is None and field != "instance_type":
+                value = get(field)
+        if field in _TEXT_FLAVOR_FIELDS:
+            info[field] = _text(value)
+        elif field == "instance_type_id":
+            info[field] = value if type(value) is int else _flavor_db_id(value)
+        else:
+            info[field] = value if type(value) is int else _number(value)
+    info["disk_gb"] = info["root_gb"] + info["ephemeral_gb"]
+    image_ref = get("image_ref")
+    vm_state = get("vm_state")
+    task_state = get("task_state")
+    progress = get("progress")
+    info["cell_name"] = _text(get("cell_name"))
+    info["created_at"] = _time(get("created_at"))
+    info["launched_at"] = _time(get("launched_at"))
+    info["terminated_at"] = _time(get("terminated_at"))
+    info["deleted_at"] = _time(get("deleted_at"))
+    if image_ref:
+        if image_base is None:
+            raise NotInitializedError("info_from_instance() with an image_ref")
+        info["image_ref_url"] = f"{image_base}/images/{_text(image_ref)}"
+    else:
+        info["image_ref_url"] = ""
+    info["state"] = (
+        vm_state
+        if type(vm_state) is str and vm_state.isascii()
+        else ("" if vm_state is None else to_wire(vm_state))
+    )
+    info["state_description"] = _text(task_state)
+    info["progress"] = (progress if type(progress) is int else _number(progress)) or ""
+    info["access_ip_v4"] = _text(get("access_ip_v4"))
+    info["access_ip_v6"] = _text(get("access_ip_v6"))
+    metadata = get("metadata")
+    info["metadata"] = screened(_as_dict(metadata))
+    info["image_meta"] = screened_image_meta(sysmeta)
+    if network_info is not None:
+        info["fixed_ips"] = to_wire(_fixed_ips(network_info))
+    return info
+
+
 def info_from_instance(
     context: Any,
     instance: Any,
@@ -230,45 +352,11 @@ def info_from_instance(
     screened for secrets (:mod:`nova_notifier.masking`), and names such as
     ``display_name`` or ``hostname`` are never altered.
     """
-    uuid = get_field(instance, "uuid", None)
-    if not uuid:
-        raise InvalidInstanceError(
-            "instance has no uuid, cannot build a notification payload "
-            f"({type(instance).__name__})"
-        )
-    sysmeta = system_metadata_dict(instance, system_metadata)
-    info: dict[str, Any] = {
-        "tenant_id": _text(get_field(instance, "project_id")),
-        "user_id": _text(get_field(instance, "user_id")),
-        "instance_id": _text(uuid),
-    }
-    for field in _AS_IS_FIELDS:
-        value = get_field(instance, field, "")
-        info[field] = (
-            value if type(value) is str and value.isascii() else to_wire(value)
-        )
-    info.update(_flavor_values(instance, sysmeta))
-    info["disk_gb"] = info["root_gb"] + info["ephemeral_gb"]
-    progress = get_field(instance, "progress", None)
-    info.update(
-        cell_name=_text(get_field(instance, "cell_name")),
-        created_at=_time(get_field(instance, "created_at")),
-        launched_at=_time(get_field(instance, "launched_at")),
-        terminated_at=_time(get_field(instance, "terminated_at")),
-        deleted_at=_time(get_field(instance, "deleted_at")),
-        image_ref_url=image_ref_url(get_field(instance, "image_ref")),
-        state=to_wire(get_field(instance, "vm_state", "")),
-        state_description=_text(get_field(instance, "task_state")),
-        progress=_number(progress) or "",
-        access_ip_v4=_text(get_field(instance, "access_ip_v4")),
-        access_ip_v6=_text(get_field(instance, "access_ip_v6")),
-        metadata=to_wire(
-            _key_value_dict(get_field(instance, "metadata", None)), screen=True
-        ),
-        image_meta=to_wire(image_meta(sysmeta), screen=True),
-    )
-    if network_info is not None:
-        info["fixed_ips"] = to_wire(_fixed_ips(network_info))
+    try:
+        base: str | None = notifier.settings("info_from_instance()").image_base
+    except NotInitializedError:  # needed only for an image_ref_url
+        base = None
+    info = dict(build_instance_info(instance, network_info, system_metadata, base))
     if kw:
         info.update(to_wire(kw, screen=True))
     return info

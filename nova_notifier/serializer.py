@@ -255,6 +255,77 @@ def to_wire(value: Any, screen: bool = False) -> Any:
     return _convert(value, screen, 0, set())
 
 
+# Screened text mappings by content. The same metadata and image properties
+# go out again and again (create.start, the updates, create.end...); a hit
+# costs a tuple of the items and one lookup instead of screening each value.
+# Only mappings of exact str keys and values are kept, so an equal tuple
+# holds equal text (no 1 == True == 1.0 between number keys).
+_SCREENED: dict[tuple[tuple[Any, Any], ...], dict[str, str]] = {}
+_IMAGE_META: dict[tuple[tuple[Any, Any], ...], dict[str, Any]] = {}
+_MEMO_SIZE = 1024
+
+
+def _screened_text_map(value: dict[Any, Any]) -> dict[str, str] | None:
+    """``value`` screened when all its keys and values are plain text, else None."""
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if type(item) is not str or type(key) is not str or not key.isascii():
+            return None
+        if key_kind(key) != NORMAL:
+            return None
+        item = mask_text(item)
+        out[key] = item if item.isascii() else clean_text(item)
+    return out
+
+
+def screened(value: dict[Any, Any]) -> dict[str, Any]:
+    """``to_wire(value, screen=True)`` of a dict, quicker for the usual one
+    (text keys and values: user metadata, image properties)."""
+    if not value:
+        return {}
+    try:
+        items = tuple(value.items())
+        hit = _SCREENED.get(items)
+    except TypeError:  # an unhashable value
+        return _convert(value, True, 0, set())
+    if hit is not None:
+        return dict(hit)
+    out = _screened_text_map(value)
+    if out is None:
+        return _convert(value, True, 0, set())
+    if len(_SCREENED) >= _MEMO_SIZE:
+        _SCREENED.clear()
+    _SCREENED[items] = dict(out)
+    return out
+
+
+def screened_image_meta(system_metadata: dict[Any, Any]) -> dict[str, Any]:
+    """The ``image_*`` keys of ``system_metadata`` without that prefix,
+    screened (``to_wire(..., screen=True)``)."""
+    if not system_metadata:
+        return {}
+    try:
+        items = tuple(system_metadata.items())
+        hit = _IMAGE_META.get(items)
+    except TypeError:  # an unhashable value
+        items, hit = None, None
+    if hit is not None:
+        return dict(hit)
+    meta = {
+        key[6:]: item
+        for key, item in system_metadata.items()
+        if isinstance(key, str) and key.startswith("image_")
+    }
+    out = _screened_text_map(meta)
+    if out is None:
+        return _convert(meta, True, 0, set())
+    if items is not None and all(type(key) is str for key in system_metadata):
+        if len(_IMAGE_META) >= _MEMO_SIZE:
+            _IMAGE_META.clear()
+        _IMAGE_META[items] = dict(out)
+    return out
+
+
 def sanitize(value: Any) -> Any:
     """What goes on the wire for a payload a caller handed to a ``Notifier``.
 

@@ -86,7 +86,7 @@ def send_update(
     mode = _mode()
     if not mode:
         return
-    with notifier.dropping(EVENT_TYPE):
+    try:
         if notifier.sending_disabled():
             return
         get = payload.get_field
@@ -110,6 +110,8 @@ def send_update(
             states,
             old_display_name=old_name if renamed else None,
         )
+    except Exception as exc:
+        notifier.record_drop(EVENT_TYPE, notifier.describe(exc))
 
 
 def send_update_with_states(
@@ -133,7 +135,7 @@ def send_update_with_states(
     mode = _mode()
     if not mode:
         return
-    with notifier.dropping(EVENT_TYPE):
+    try:
         if notifier.sending_disabled():
             return
         if verify_states and not is_transition(
@@ -149,6 +151,8 @@ def send_update_with_states(
             current_task if new_task_state is None else new_task_state,
         )
         _send(context, instance, service, host, states)
+    except Exception as exc:
+        notifier.record_drop(EVENT_TYPE, notifier.describe(exc))
 
 
 def _states_payload(
@@ -174,14 +178,23 @@ def update_payload(
     ``states`` gives ``old_state``, ``state``, ``old_task_state`` and
     ``new_task_state``.
     """
-    info = payload.info_from_instance(context, instance, None, None)
+    return dict(_update_payload(instance, states, old_display_name, bandwidth))
+
+
+def _update_payload(
+    instance: Any,
+    states: dict[str, Any],
+    old_display_name: str | None = None,
+    bandwidth: dict[str, Any] | None = None,
+) -> WirePayload:
+    snap = notifier.settings("send_update()")
+    info = payload.build_instance_info(instance, None, None, snap.image_base)
     begin, end = audit.audit_period_bounds(current_period=True)
-    info.update(to_wire(states))
-    info.update(
-        audit_period_beginning=format_time(begin),
-        audit_period_ending=format_time(end),
-        bandwidth=to_wire(bandwidth, screen=True) if bandwidth else {},
-    )
+    for key, value in states.items():
+        info[key] = value if value is None or type(value) is str else to_wire(value)
+    info["audit_period_beginning"] = format_time(begin)
+    info["audit_period_ending"] = format_time(end)
+    info["bandwidth"] = to_wire(bandwidth, screen=True) if bandwidth else {}
     if old_display_name:
         info["old_display_name"] = to_wire(old_display_name)
     return info
@@ -195,5 +208,5 @@ def _send(
     states: dict[str, Any],
     old_display_name: str | None = None,
 ) -> None:
-    body = update_payload(context, instance, states, old_display_name)
-    notifier.get_notifier(service, host).info(context, EVENT_TYPE, WirePayload(body))
+    body = _update_payload(instance, states, old_display_name)
+    notifier.get_notifier(service, host).notify(context, EVENT_TYPE, body, "info")

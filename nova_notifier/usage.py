@@ -8,7 +8,7 @@ from typing import Any
 
 from nova_notifier import audit, notifier, payload
 from nova_notifier._log import RateLimited, get_logger
-from nova_notifier.serializer import WirePayload, to_wire
+from nova_notifier.serializer import to_wire
 
 LOG = get_logger(__name__)
 _BAD_EXTRA = RateLimited()
@@ -51,26 +51,39 @@ def notify_about_instance_usage(
     oslo.messaging ``Notifier``). Never raises: a malformed instance is
     logged and counted as a drop.
     """
-    if isinstance(notifier_, notifier.Notifier) and notifier.sending_disabled():
+    if notifier.sending_disabled() and type(notifier_) is notifier.Notifier:
         return
-    if not isinstance(event_suffix, str):
-        notifier.record_drop(
-            PREFIX + "?", f"event_suffix is not text: {type(event_suffix).__name__}"
-        )
-        return
-    event_type = event_type_for(event_suffix)
-    with notifier.dropping(event_type):
-        body = payload.info_from_instance(
-            context, instance, network_info, system_metadata
+    event_type = _EVENT_TYPES.get(event_suffix) if type(event_suffix) is str else None
+    if event_type is None:
+        if not isinstance(event_suffix, str):
+            notifier.record_drop(
+                PREFIX + "?", f"event_suffix is not text: {type(event_suffix).__name__}"
+            )
+            return
+        event_type = event_type_for(event_suffix)
+        if len(_EVENT_TYPES) < 256 and type(event_suffix) is str:
+            _EVENT_TYPES[event_suffix] = event_type
+    try:
+        snap = notifier.settings("notify_about_instance_usage()")
+        body = payload.build_instance_info(
+            instance, network_info, system_metadata, snap.image_base
         )
         # Merged here rather than passed as **kw: a key such as "instance" or
         # "context" would otherwise clash with an argument and lose the event.
-        body.update(_extra(event_type, extra_usage_info))
+        if extra_usage_info:
+            body.update(_extra(event_type, extra_usage_info))
         if fault is not None:
             body.update(payload.exception_to_dict(fault))
-        getattr(notifier_, priority_for(event_suffix))(
-            context, event_type, WirePayload(body)
-        )
+        priority = "error" if event_type.endswith("error") else "info"
+        if type(notifier_) is notifier.Notifier:
+            notifier_.notify(context, event_type, body, priority)
+        else:
+            getattr(notifier_, priority)(context, event_type, body)
+    except Exception as exc:
+        notifier.record_drop(event_type, notifier.describe(exc))
+
+
+_EVENT_TYPES: dict[str, str] = {}
 
 
 def _extra(event_type: str, extra: Any) -> dict[str, Any]:
