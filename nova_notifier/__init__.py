@@ -30,17 +30,16 @@ if TYPE_CHECKING:
         NovaNotifierError,
     )
     from nova_notifier.faultwrap import FaultWrapper
-    from nova_notifier.monkey import monkey_patch, undo_monkey_patch
-    from nova_notifier.notifier import (
-        Notifier,
+    from nova_notifier.lifecycle import (
         cleanup,
-        get_notifier,
         init,
         is_initialized,
         refresh,
         register_opts,
         stats,
     )
+    from nova_notifier.monkey import monkey_patch, undo_monkey_patch
+    from nova_notifier.notifier import Notifier, get_notifier
     from nova_notifier.opts import list_opts
     from nova_notifier.payload import exception_to_dict, image_meta, info_from_instance
     from nova_notifier.updates import send_update, send_update_with_states
@@ -63,13 +62,13 @@ _HOMES = {
     "monkey_patch": "monkey",
     "undo_monkey_patch": "monkey",
     "Notifier": "notifier",
-    "cleanup": "notifier",
+    "cleanup": "lifecycle",
     "get_notifier": "notifier",
-    "init": "notifier",
-    "is_initialized": "notifier",
-    "register_opts": "notifier",
-    "stats": "notifier",
-    "refresh": "notifier",
+    "init": "lifecycle",
+    "is_initialized": "lifecycle",
+    "register_opts": "lifecycle",
+    "stats": "lifecycle",
+    "refresh": "lifecycle",
     "list_opts": "opts",
     "exception_to_dict": "payload",
     "image_meta": "payload",

@@ -88,3 +88,12 @@ class RateLimited:
             args = (*args, suppressed, self.interval)
         logger.log(level, fmt, *args)
         return True
+
+
+def describe(exc: BaseException) -> str:
+    """``"<ClassName>: <text>"`` of an exception, even one whose ``str()`` raises."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = "(its text could not be read)"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -7,23 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from oslo_config import cfg
 from oslo_context import context as oslo_context
 
-from nova_notifier import notifier, payload
+from nova_notifier import lifecycle, notifier, payload
 from nova_notifier.serializer import WirePayload, to_wire
 
 EVENT_TYPE = "api.fault"
-
-OPTS = [
-    cfg.BoolOpt(
-        "notify_on_api_faults",
-        default=False,
-        deprecated_opts=[cfg.DeprecatedOpt("notify_api_faults", group="DEFAULT")],
-        help="Send an api.fault notification (ERROR) for every request that "
-        "fails with an exception or a 5xx response.",
-    ),
-]
 
 
 class _AdminContext(oslo_context.RequestContext):
@@ -49,8 +38,8 @@ def current_context() -> Any:
 def enabled() -> bool:
     """Whether ``api.fault`` notifications would be sent now."""
     return (
-        notifier.settings("send_api_fault()").api_faults
-        and not notifier.sending_disabled()
+        lifecycle.settings("send_api_fault()").api_faults
+        and not lifecycle.sending_disabled()
     )
 
 
@@ -61,7 +50,7 @@ def send_api_fault(url: str, status: int, exception: BaseException | str) -> Non
     text. The context is the thread's current ``RequestContext`` or an admin
     one. Never raises.
     """
-    with notifier.dropping(EVENT_TYPE):
+    with lifecycle.dropping(EVENT_TYPE):
         if not enabled():
             return
         text = (

@@ -1,6 +1,6 @@
 """Audit periods: the billing windows ``compute.instance.exists`` reports on.
 
-Owns ``[DEFAULT] instance_usage_audit_period`` (``hour|day|month|year`` with an
+Reads ``[DEFAULT] instance_usage_audit_period`` (``hour|day|month|year`` with an
 optional ``@offset``: minute of the hour, hour of the day, day of the month or
 month of the year at which a period starts).
 """
@@ -9,45 +9,11 @@ from __future__ import annotations
 
 import calendar
 import datetime
-import re
 
-from oslo_config import cfg, types
 from oslo_utils import timeutils
 
-from nova_notifier import notifier
-from nova_notifier.exceptions import ConfigError
-
-_PERIOD = re.compile(r"^(hour|day|month|year)(?:@(\d+))?$")
-_OFFSET_RANGE = {"hour": (0, 59), "day": (0, 23), "month": (0, 31), "year": (0, 12)}
-
-OPTS = [
-    cfg.Opt(
-        "instance_usage_audit_period",
-        type=types.String(regex=_PERIOD.pattern),
-        default="month",
-        help="Length of an audit period: hour, day, month or year, optionally "
-        "with @offset (minute, hour, day of month or month) at which each "
-        "period starts, e.g. 'month@15' or 'day@6'.",
-    ),
-]
-
-
-def _parse(unit: str) -> tuple[str, int]:
-    match = _PERIOD.match(unit.strip())
-    if not match:
-        raise ConfigError(
-            f"invalid audit period {unit!r} (instance_usage_audit_period): "
-            "expected hour, day, month or year, optionally with @offset"
-        )
-    name, offset_text = match.group(1), match.group(2)
-    offset = int(offset_text) if offset_text else 0
-    low, high = _OFFSET_RANGE[name]
-    if not low <= offset <= high:
-        raise ConfigError(
-            f"invalid audit period {unit!r} (instance_usage_audit_period): "
-            f"the offset of a {name} period must be {low}..{high}"
-        )
-    return name, offset
+from nova_notifier import lifecycle
+from nova_notifier.conf.default import parse_audit_period as _parse
 
 
 def _month_day(year: int, month: int, day: int) -> datetime.datetime:
@@ -70,7 +36,7 @@ def last_completed_audit_period(
     that month's period on its last day. A bad unit raises ``ConfigError``.
     """
     if unit is None:
-        unit = notifier.settings("last_completed_audit_period()").audit_unit
+        unit = lifecycle.settings("last_completed_audit_period()").audit_unit
     if before is not None:
         return _completed(unit, before)
     # The answer only changes when a period ends: keep it until then.

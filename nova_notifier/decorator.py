@@ -10,34 +10,15 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from oslo_config import cfg
 from oslo_context import context as oslo_context
 
-from nova_notifier import notifier
+from nova_notifier import lifecycle, notifier
+from nova_notifier.conf import notifications as options
 from nova_notifier.serializer import MASK, WirePayload, is_secret_key, to_wire
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "CRITICAL")
-
-OPTS = [
-    cfg.StrOpt(
-        "default_level",
-        default="INFO",
-        choices=LEVELS,
-        ignore_case=True,
-        deprecated_opts=[
-            cfg.DeprecatedOpt("default_notification_level", group="DEFAULT")
-        ],
-        help="Priority of the notifications sent by notify_decorator.",
-    ),
-    cfg.StrOpt(
-        "default_publisher_id",
-        deprecated_group="DEFAULT",
-        help="publisher_id of the notifications sent by notify_decorator; "
-        "[DEFAULT] host when unset.",
-    ),
-]
+LEVELS = options.LEVELS
 
 _SELF_NAMES = ("self", "cls")
 
@@ -86,11 +67,11 @@ def call_payload(
 def _emit(
     name: str, names: list[str], skip_first: bool, args: Any, kwargs: Any
 ) -> None:
-    with notifier.dropping(name):
+    with lifecycle.dropping(name):
         # Before init() (or after cleanup()) this raises and the call is
         # counted as a drop, like every other helper's.
-        snap = notifier.settings("notify_decorator")
-        if notifier.sending_disabled():
+        snap = lifecycle.settings("notify_decorator")
+        if lifecycle.sending_disabled():
             return
         ctxt, body = call_payload(names, skip_first, args, kwargs)
         level = snap.decorator_level

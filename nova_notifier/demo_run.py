@@ -17,8 +17,7 @@ from oslo_config import cfg
 from paste.deploy import loadapp
 
 import nova_notifier
-from nova_notifier import display
-from nova_notifier import notifier as notifier_mod
+from nova_notifier import display, lifecycle
 from nova_notifier.amqp_queues import one_off_pool
 from nova_notifier.demo.api import DEFAULT_IMAGE
 from nova_notifier.listen import envelope
@@ -199,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     # miss nor steal messages.
     pool = None if in_process else one_off_pool("demo")
     transport = (
-        notifier_mod.transport()
+        lifecycle.transport()
         if in_process
         else oslo_messaging.get_notification_transport(conf)
     )

@@ -18,7 +18,7 @@ from wsgiref.util import is_hop_by_hop
 import webob
 import webob.exc
 
-from nova_notifier import notifier
+from nova_notifier import lifecycle
 from nova_notifier._log import get_logger
 from nova_notifier.api_fault import enabled as api_fault_enabled
 from nova_notifier.api_fault import send_api_fault
@@ -310,7 +310,7 @@ class FaultWrapper:
     @staticmethod
     def _notify(environ: dict[str, Any], status: int, exc: BaseException | str) -> None:
         try:
-            if notifier.is_initialized() and not api_fault_enabled():
+            if lifecycle.is_initialized() and not api_fault_enabled():
                 return  # spare building the URL
             send_api_fault(_url(environ), status, exc)
         except Exception:  # never let a notification touch the response

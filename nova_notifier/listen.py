@@ -18,7 +18,8 @@ from oslo_config import cfg
 from nova_notifier import display
 from nova_notifier.amqp_queues import one_off_pool
 from nova_notifier.bus_args import add_bus_arguments
-from nova_notifier.notifier import PRIORITIES, register_opts
+from nova_notifier.lifecycle import register_opts
+from nova_notifier.notifier import PRIORITIES
 from nova_notifier.serializer import is_secret_key
 
 

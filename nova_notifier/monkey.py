@@ -1,6 +1,6 @@
 """``monkey_patch``: wrap whole modules with a decorator, from configuration.
 
-Owns ``[DEFAULT] monkey_patch`` and ``monkey_patch_modules``.
+Reads ``[DEFAULT] monkey_patch`` and ``monkey_patch_modules``.
 """
 
 from __future__ import annotations
@@ -14,26 +14,12 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nova_notifier import notifier
+from nova_notifier import lifecycle
 from nova_notifier._log import get_logger
-from nova_notifier.exceptions import ConfigError, MonkeyPatchError
+from nova_notifier.conf.default import split_monkey_entry as _split
+from nova_notifier.exceptions import MonkeyPatchError
 
 LOG = get_logger(__name__)
-
-OPTS = [
-    cfg.BoolOpt(
-        "monkey_patch",
-        default=False,
-        help="Wrap the functions and methods of monkey_patch_modules with "
-        "their decorators when the service calls monkey_patch().",
-    ),
-    cfg.ListOpt(
-        "monkey_patch_modules",
-        default=[],
-        help="Entries 'module:decorator', e.g. "
-        "'myservice.compute.api:nova_notifier.notify_decorator'.",
-    ),
-]
 
 _LOCK = threading.Lock()
 # Hooks Python calls implicitly (as static or class methods, or on every
@@ -48,31 +34,6 @@ Decorator = Callable[[str, Callable[..., Any]], Callable[..., Any]]
 # its own): one decorator is applied once per module, whatever path names it.
 _APPLIED: dict[tuple[str, int], Decorator] = {}
 _PATCHES: list[tuple[Any, str, Any]] = []
-
-
-def _split(entry: str) -> tuple[str, str]:
-    module_name, sep, decorator_path = entry.strip().partition(":")
-    if (
-        not sep
-        or not module_name
-        or not decorator_path
-        or ":" in decorator_path
-        or "." not in decorator_path
-    ):
-        raise MonkeyPatchError(
-            f"monkey_patch_modules entry {entry!r} is not "
-            "'package.module:package.module.decorator'"
-        )
-    return module_name, decorator_path
-
-
-def check_entries(conf: cfg.ConfigOpts) -> None:
-    """Reject a malformed ``monkey_patch_modules`` entry (used by ``init()``)."""
-    for entry in conf.monkey_patch_modules:
-        try:
-            _split(entry)
-        except MonkeyPatchError as exc:
-            raise ConfigError(f"invalid value for option [DEFAULT] {exc}") from exc
 
 
 def _resolve(entry: str) -> tuple[ModuleType, str, Decorator]:
@@ -153,8 +114,8 @@ def monkey_patch(conf: cfg.ConfigOpts | None = None) -> int:
     Returns how many functions and methods were wrapped by this call.
     """
     if conf is None:
-        conf = notifier.get_conf() if notifier.is_initialized() else cfg.CONF
-    notifier.register_opts(conf)
+        conf = lifecycle.get_conf() if lifecycle.is_initialized() else cfg.CONF
+    lifecycle.register_opts(conf)
     if not conf.monkey_patch:
         return 0
     resolved = [_resolve(entry) for entry in conf.monkey_patch_modules]

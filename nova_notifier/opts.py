@@ -1,9 +1,16 @@
-"""Every option of the library, for ``register_opts`` and oslo-config-generator."""
+"""Every option of the library, for ``register_opts`` and oslo-config-generator.
+
+The options live in leaf modules (:mod:`nova_notifier.conf`, and the
+delivery tuning options with the sender); this module only lists them.
+"""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
+
+from nova_notifier import delivery
+from nova_notifier.conf import default, notifications
 
 
 def list_opts() -> list[tuple[str, list[Any]]]:
@@ -11,27 +18,9 @@ def list_opts() -> list[tuple[str, list[Any]]]:
 
     The options are copies: changing one changes nothing in the library.
     """
-    from nova_notifier import (
-        api_fault,
-        audit,
-        decorator,
-        delivery,
-        monkey,
-        notifier,
-        payload,
-        updates,
-    )
-
     groups = [
-        ("DEFAULT", notifier.OPTS + audit.OPTS + monkey.OPTS),
-        (
-            "notifications",
-            updates.OPTS
-            + api_fault.OPTS
-            + decorator.OPTS
-            + payload.OPTS
-            + delivery.OPTS,
-        ),
+        ("DEFAULT", default.OPTS),
+        ("notifications", notifications.OPTS + delivery.OPTS),
     ]
     return copy.deepcopy(groups)
 

@@ -11,9 +11,7 @@ import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from oslo_config import cfg
-
-from nova_notifier import notifier
+from nova_notifier import lifecycle
 from nova_notifier.exceptions import InvalidInstanceError, NotInitializedError
 from nova_notifier.serializer import (
     WirePayload,
@@ -25,16 +23,6 @@ from nova_notifier.serializer import (
     screened_image_meta,
     to_wire,
 )
-
-OPTS = [
-    cfg.URIOpt(
-        "image_endpoint",
-        default="http://127.0.0.1:9292",
-        schemes=["http", "https"],
-        help="Base URL of the image service; image_ref_url in payloads is "
-        "'<image_endpoint>/images/<image_ref>'.",
-    ),
-]
 
 MAX_FAULT_MESSAGE = 255
 
@@ -153,7 +141,7 @@ def image_ref_url(image_ref: Any) -> str:
     """``<image_endpoint>/images/<image_ref>`` ('' when there is no image)."""
     if not image_ref:
         return ""
-    base = notifier.settings("info_from_instance()").image_base
+    base = lifecycle.settings("info_from_instance()").image_base
     return f"{base}/images/{_text(image_ref)}"
 
 
@@ -353,7 +341,7 @@ def info_from_instance(
     ``display_name`` or ``hostname`` are never altered.
     """
     try:
-        base: str | None = notifier.settings("info_from_instance()").image_base
+        base: str | None = lifecycle.settings("info_from_instance()").image_base
     except NotInitializedError:  # needed only for an image_ref_url
         base = None
     info = dict(build_instance_info(instance, network_info, system_metadata, base))

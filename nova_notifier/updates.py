@@ -1,41 +1,22 @@
 """``compute.instance.update``: the state-change rule and the two senders.
 
-Owns ``[notifications] notify_on_state_change``.
+Reads ``[notifications] notify_on_state_change`` (from the settings snapshot).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from oslo_config import cfg
-
-from nova_notifier import audit, notifier, payload
-from nova_notifier._log import get_logger
+from nova_notifier import audit, lifecycle, notifier, payload
+from nova_notifier._log import describe, get_logger
+from nova_notifier.conf import notifications as options
 from nova_notifier.exceptions import NotInitializedError
 from nova_notifier.serializer import WirePayload, format_time, to_wire
 
 LOG = get_logger(__name__)
 
 EVENT_TYPE = "compute.instance.update"
-VM_STATE = "vm_state"
-VM_AND_TASK_STATE = "vm_and_task_state"
-
-OPTS = [
-    cfg.StrOpt(
-        "notify_on_state_change",
-        choices=[
-            ("", "unset: send no compute.instance.update"),
-            (VM_STATE, "an update counts as a transition when vm_state changed"),
-            (
-                VM_AND_TASK_STATE,
-                "an update counts as a transition when vm_state or task_state changed",
-            ),
-        ],
-        deprecated_group="DEFAULT",
-        help="Send compute.instance.update notifications, and which state "
-        "changes count as transitions (payloads carrying old and new states).",
-    ),
-]
+VM_STATE, VM_AND_TASK_STATE = options.VM_STATE, options.VM_AND_TASK_STATE
 
 
 def _mode() -> str | None:
@@ -43,9 +24,9 @@ def _mode() -> str | None:
     when nothing is to be sent. Read before anything else is done, so the
     disabled path costs one snapshot check."""
     try:
-        return notifier.settings("send_update()").state_change
+        return lifecycle.settings("send_update()").state_change
     except NotInitializedError as exc:
-        notifier.record_drop(EVENT_TYPE, str(exc))
+        lifecycle.record_drop(EVENT_TYPE, str(exc))
         return None
 
 
@@ -87,7 +68,7 @@ def send_update(
     if not mode:
         return
     try:
-        if notifier.sending_disabled():
+        if lifecycle.sending_disabled():
             return
         get = payload.get_field
         old_vm, new_vm = get(old_instance, "vm_state"), get(new_instance, "vm_state")
@@ -111,7 +92,7 @@ def send_update(
             old_display_name=old_name if renamed else None,
         )
     except Exception as exc:
-        notifier.record_drop(EVENT_TYPE, notifier.describe(exc))
+        lifecycle.record_drop(EVENT_TYPE, describe(exc))
 
 
 def send_update_with_states(
@@ -136,7 +117,7 @@ def send_update_with_states(
     if not mode:
         return
     try:
-        if notifier.sending_disabled():
+        if lifecycle.sending_disabled():
             return
         if verify_states and not is_transition(
             mode, old_vm_state, new_vm_state, old_task_state, new_task_state
@@ -152,7 +133,7 @@ def send_update_with_states(
         )
         _send(context, instance, service, host, states)
     except Exception as exc:
-        notifier.record_drop(EVENT_TYPE, notifier.describe(exc))
+        lifecycle.record_drop(EVENT_TYPE, describe(exc))
 
 
 def _states_payload(
@@ -187,7 +168,7 @@ def _update_payload(
     old_display_name: str | None = None,
     bandwidth: dict[str, Any] | None = None,
 ) -> WirePayload:
-    snap = notifier.settings("send_update()")
+    snap = lifecycle.settings("send_update()")
     info = payload.build_instance_info(instance, None, None, snap.image_base)
     begin, end = audit.audit_period_bounds(current_period=True)
     for key, value in states.items():

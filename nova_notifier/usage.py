@@ -6,8 +6,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from nova_notifier import audit, notifier, payload
-from nova_notifier._log import RateLimited, get_logger
+from nova_notifier import audit, lifecycle, notifier, payload
+from nova_notifier._log import RateLimited, describe, get_logger
 from nova_notifier.serializer import to_wire
 
 LOG = get_logger(__name__)
@@ -51,12 +51,12 @@ def notify_about_instance_usage(
     oslo.messaging ``Notifier``). Never raises: a malformed instance is
     logged and counted as a drop.
     """
-    if notifier.sending_disabled() and type(notifier_) is notifier.Notifier:
+    if lifecycle.sending_disabled() and type(notifier_) is notifier.Notifier:
         return
     event_type = _EVENT_TYPES.get(event_suffix) if type(event_suffix) is str else None
     if event_type is None:
         if not isinstance(event_suffix, str):
-            notifier.record_drop(
+            lifecycle.record_drop(
                 PREFIX + "?", f"event_suffix is not text: {type(event_suffix).__name__}"
             )
             return
@@ -64,7 +64,7 @@ def notify_about_instance_usage(
         if len(_EVENT_TYPES) < 256 and type(event_suffix) is str:
             _EVENT_TYPES[event_suffix] = event_type
     try:
-        snap = notifier.settings("notify_about_instance_usage()")
+        snap = lifecycle.settings("notify_about_instance_usage()")
         body = payload.build_instance_info(
             instance, network_info, system_metadata, snap.image_base
         )
@@ -80,7 +80,7 @@ def notify_about_instance_usage(
         else:
             getattr(notifier_, priority)(context, event_type, body)
     except Exception as exc:
-        notifier.record_drop(event_type, notifier.describe(exc))
+        lifecycle.record_drop(event_type, describe(exc))
 
 
 _EVENT_TYPES: dict[str, str] = {}
@@ -119,7 +119,7 @@ def notify_usage_exists(
     ``YYYY-MM-DD HH:MM:SS`` text like Nova), ``bandwidth`` and ``image_meta``.
     Never raises.
     """
-    with notifier.dropping(PREFIX + "exists"):
+    with lifecycle.dropping(PREFIX + "exists"):
         begin, end = audit.audit_period_bounds(current_period)
         extra: dict[str, Any] = {
             "audit_period_beginning": str(begin),

@@ -24,7 +24,7 @@ import pytest
 from oslo_config import cfg
 
 import nova_notifier
-from nova_notifier import notifier as notifier_mod
+from nova_notifier import lifecycle
 from nova_notifier.amqp_queues import delete_queues, kombu_url
 from nova_notifier.testing.config import make_conf as testing_conf
 
@@ -177,7 +177,7 @@ def fake_env() -> Iterator[Env]:
     conf = make_conf("fake://", topic)
     nova_notifier.init(conf)
     collector = Collector()
-    listener = _start_listener(notifier_mod.transport(), topic, collector)
+    listener = _start_listener(lifecycle.transport(), topic, collector)
     try:
         yield Env(conf, collector, topic)
     finally:

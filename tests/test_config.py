@@ -13,7 +13,7 @@ from conftest import Collector, Env, make_conf
 from oslo_config import cfg
 
 import nova_notifier
-from nova_notifier import notifier as notifier_mod
+from nova_notifier import lifecycle
 
 LEVELS = ("debug", "info", "warn", "error", "critical")
 INSTANCE = {"uuid": "u-cfg-1", "vm_state": "active", "task_state": None}
@@ -40,7 +40,7 @@ def running(conf, topic):
     nova_notifier.init(conf)
     collector = Collector()
     listener = oslo_messaging.get_notification_listener(
-        notifier_mod.transport(),
+        lifecycle.transport(),
         [oslo_messaging.Target(topic=topic)],
         [collector],
         executor="threading",
@@ -261,12 +261,12 @@ def test_applications_own_host_option_is_kept(app_opt):
 
 
 def test_init_twice_reinitialises_on_the_new_configuration(fake_env):
-    first_transport = notifier_mod.transport()
+    first_transport = lifecycle.transport()
     topic = _topic()
     conf = make_conf("fake://", topic, host="second-host")
 
     with running(conf, topic) as env:
-        assert notifier_mod.transport() is not first_transport
+        assert lifecycle.transport() is not first_transport
         nova_notifier.notify_decorator("again.event", lambda: None)()
 
         assert [(g.event_type, g.publisher_id) for g in env.settle()] == [

@@ -25,7 +25,7 @@ from oslo_messaging.notify import _impl_test
 from oslo_utils import timeutils
 
 import nova_notifier
-from nova_notifier import _direct, notifier, payload, serializer
+from nova_notifier import _direct, lifecycle, notifier, payload, serializer
 from nova_notifier.masking import is_secret_key
 from nova_notifier.testing.config import make_conf
 
@@ -266,7 +266,7 @@ def test_failing_driver_is_a_counted_drop_and_others_still_get_it(
 ) -> None:
     nova_notifier.init(make_conf(driver="test"))
     try:
-        sender = notifier._STATE.direct
+        sender = lifecycle._STATE.direct
         assert sender is not None
         test_driver = sender._drivers[0]
         monkeypatch.setattr(

@@ -29,8 +29,7 @@ import oslo_messaging
 import pytest
 
 import nova_notifier
-from nova_notifier import delivery, rabbit_batch
-from nova_notifier import notifier as notifier_mod
+from nova_notifier import delivery, lifecycle, rabbit_batch
 from nova_notifier.amqp_queues import delete_queues
 from tests.conftest import (
     PRIORITIES,
@@ -366,7 +365,7 @@ def test_a_mismatched_exchange_sets_messages_aside_until_it_is_fixed(
 def _failing_transport(monkeypatch, should_fail, cause):
     """Make the transport raise as oslo.messaging's rabbit driver does: a
     MessageDeliveryFailure raised while handling ``cause()``."""
-    transport = notifier_mod.transport()
+    transport = lifecycle.transport()
     original = transport._send_notification
     calls = collections.Counter()
 

@@ -26,8 +26,7 @@ import oslo_messaging
 import pytest
 
 import nova_notifier
-from nova_notifier import delivery, spool_db
-from nova_notifier import notifier as notifier_mod
+from nova_notifier import delivery, lifecycle, spool_db
 from nova_notifier.amqp_queues import delete_queues
 from nova_notifier.rabbit_batch import PublishResult
 from tests.conftest import (
@@ -188,8 +187,8 @@ def test_cleanup_leaves_the_spool_and_transport_to_a_stuck_sender(
     fake_env.override("spool_path", str(tmp_path / "s.db"), group="notifications")
     fake_env.override("flush_timeout", 0.2, group="notifications")
     nova_notifier.init(fake_env.conf)
-    sender = notifier_mod._STATE.delivery
-    transport = notifier_mod.transport()
+    sender = lifecycle._STATE.delivery
+    transport = lifecycle.transport()
     closed = []
     monkeypatch.setattr(transport, "cleanup", lambda: closed.append(True))
     caplog.set_level(logging.WARNING, logger="nova_notifier")

@@ -8,7 +8,7 @@ from typing import Any
 from oslo_config import cfg
 from oslo_messaging import opts as messaging_opts
 
-from nova_notifier.notifier import register_opts
+from nova_notifier.lifecycle import register_opts
 
 
 def make_conf(
