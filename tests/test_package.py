@@ -54,7 +54,7 @@ def test_importing_the_package_or_reading_a_file_loads_no_oslo_messaging(tmp_pat
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     run = (
-        "from nova_notifier import cli\n"
+        "from nova_notifier.tools import cli\n"
         f"assert cli.main(['latency', '--from', {str(empty)!r}, '--no-progress']) == 0"
     )
     assert "oslo_messaging" not in _modules_after(run)

@@ -15,11 +15,11 @@ from typing import Any, TextIO
 import oslo_messaging
 from oslo_config import cfg
 
-from nova_notifier import display
-from nova_notifier.amqp_queues import one_off_pool
-from nova_notifier.bus_args import add_bus_arguments
 from nova_notifier.notifier import PRIORITIES, register_opts
 from nova_notifier.serializer import is_secret_key
+from nova_notifier.tools import display
+from nova_notifier.tools.amqp_queues import one_off_pool
+from nova_notifier.tools.bus_args import add_bus_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -131,7 +131,7 @@ def serve(
 
     Ctrl-C and SIGTERM set ``done``; ``tick`` is called about twice a second
     while listening. Without ``--pool`` it listens on a one-off queue of its
-    own (:func:`~nova_notifier.amqp_queues.one_off_pool`, named after
+    own (:func:`~nova_notifier.tools.amqp_queues.one_off_pool`, named after
     ``tool``) that the broker deletes when the listener goes, so it takes
     nothing from other consumers of the topic; a named pool's queue
     outlives the call. A pool named like the shared queue (``<topic>.info``)

@@ -17,13 +17,13 @@ from oslo_config import cfg
 from paste.deploy import loadapp
 
 import nova_notifier
-from nova_notifier import display
 from nova_notifier import notifier as notifier_mod
-from nova_notifier.amqp_queues import one_off_pool
-from nova_notifier.demo.api import DEFAULT_IMAGE
-from nova_notifier.listen import envelope
+from nova_notifier.tools import display
+from nova_notifier.tools.amqp_queues import one_off_pool
+from nova_notifier.tools.demo.api import DEFAULT_IMAGE
+from nova_notifier.tools.listen import envelope
 
-DEMO_PATCH = "nova_notifier.demo.hypervisor:nova_notifier.notify_decorator"
+DEMO_PATCH = "nova_notifier.tools.demo.hypervisor:nova_notifier.notify_decorator"
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
 
 
