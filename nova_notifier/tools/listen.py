@@ -15,11 +15,14 @@ from typing import Any, TextIO
 import oslo_messaging
 from oslo_config import cfg
 
-from nova_notifier.notifier import PRIORITIES, register_opts
-from nova_notifier.serializer import is_secret_key
+from nova_notifier import PRIORITIES, is_secret_key, register_opts
 from nova_notifier.tools import display
 from nova_notifier.tools.amqp_queues import one_off_pool
 from nova_notifier.tools.bus_args import add_bus_arguments
+
+#: the priorities a listener endpoint answers, as methods of that name:
+#: oslo.messaging hands a notification sent with ``warning`` to ``warn``
+ENDPOINT_PRIORITIES = tuple(p for p in PRIORITIES if p != "warning")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,9 +84,8 @@ class Tail:
         self.seen = 0
         self.done = threading.Event()
         self._lock = threading.Lock()
-        for priority in PRIORITIES:
-            if priority != "warning":
-                setattr(self, priority, self._handler(priority.upper()))
+        for priority in ENDPOINT_PRIORITIES:
+            setattr(self, priority, self._handler(priority.upper()))
 
     def wanted(self, publisher_id: str, event_type: str) -> bool:
         if self.event_types and not any(

@@ -243,11 +243,10 @@ class _Feed:
         self.count = count
         self.lock = threading.Lock()
         self.done = threading.Event()
-        from nova_notifier.notifier import PRIORITIES  # oslo.messaging: bus only
+        from nova_notifier.tools import listen  # oslo.messaging: bus only
 
-        for priority in PRIORITIES:
-            if priority != "warning":
-                setattr(self, priority, self._handle)
+        for priority in listen.ENDPOINT_PRIORITIES:
+            setattr(self, priority, self._handle)
 
     def _handle(
         self,
