@@ -8,7 +8,7 @@ Run from the repository root::
 
 Each variant runs in a child process of its own (so RSS figures do not mix)
 and feeds synthetic notifications straight into the live reader's endpoint
-(``nova_notifier.latency.command._Feed``, what the bus listener calls), with
+(``nova_notifier.tools.latency.command._Feed``, what the bus listener calls), with
 no broker: boots of distinct instances, 5 phase events each (the API's
 BUILDING update, create.start, two task-state updates, create.end), and one
 notification in 100 delivered twice (a redelivery, same message_id, right
@@ -73,10 +73,10 @@ def _template() -> list[tuple[str, str, dict[str, Any]]]:
 
 def child(variant: str, total: int, rate: float, window: float) -> dict[str, Any]:
     """Feed ``total`` notifications; figures at ten checkpoints."""
-    from nova_notifier.latency import analyse, build
-    from nova_notifier.latency.command import _Feed
-    from nova_notifier.latency.events import Tracker
     from nova_notifier.testing.stream import stamp
+    from nova_notifier.tools.latency import analyse, build
+    from nova_notifier.tools.latency.command import _Feed
+    from nova_notifier.tools.latency.events import Tracker
 
     sent = [0]
 

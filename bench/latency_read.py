@@ -26,13 +26,13 @@ variants in interleaved rounds, every one reading the same file:
     any reader that parses every line.
 ``latency reader``
     What the command does with a file, in this process, with the shipped
-    function of ``nova_notifier.latency.command``, ``report_files``: a
+    function of ``nova_notifier.tools.latency.command``, ``report_files``: a
     ``Tracker`` fed every line of the file in 1 MB batches (progress
     disabled), then ``report.analyse`` and ``report.build``, the cycle
     collector paused throughout. Each round
     checks that the report counts every boot generated.
 ``latency command``
-    The whole command as a child process, ``python -m nova_notifier.cli
+    The whole command as a child process, ``python -m nova_notifier.tools.cli
     latency --from FILE --json --no-progress`` (standard output discarded),
     under ``taskset -c CPU`` when there is one. Wall time from start to exit,
     interpreter start-up and imports included. Its peak memory (RSS) comes
@@ -72,8 +72,8 @@ from typing import Any
 import _common as bench
 import simdjson
 
-from nova_notifier.latency import command
 from nova_notifier.testing.stream import busy_region, lines
+from nova_notifier.tools.latency import command
 
 NAME = "latency_read"
 BOOTS, QUICK_BOOTS = 80_000, 10_000
@@ -203,7 +203,7 @@ def check_report(
 
 
 def command_line(path: str, cpu: int | None) -> list[str]:
-    argv = [sys.executable, "-m", "nova_notifier.cli", "latency", "--from", path]
+    argv = [sys.executable, "-m", "nova_notifier.tools.cli", "latency", "--from", path]
     argv += ["--json", "--no-progress"]
     taskset = shutil.which("taskset")
     if cpu is not None and taskset:

@@ -91,9 +91,9 @@ import oslo_messaging
 from oslo_config import cfg
 
 import nova_notifier
-from nova_notifier.amqp_queues import delete_queues
 from nova_notifier.testing.config import make_conf  # noqa: E402
 from nova_notifier.testing.tcpproxy import FaultProxy
+from nova_notifier.tools.amqp_queues import delete_queues
 
 BROKER_URL = "rabbit://guest:guest@127.0.0.1:5672/"
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")

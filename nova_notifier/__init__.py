@@ -6,7 +6,9 @@ logged and counted (see :func:`stats`).
 
 The names below are loaded on first use, so a tool that needs none of them
 (``nova-notifier latency --from FILE``) starts without importing
-oslo.messaging.
+oslo.messaging. The ``nova-notifier`` command lives in
+:mod:`nova_notifier.tools`, which the library never imports; the tools use
+only the names below.
 """
 
 import importlib
@@ -19,8 +21,10 @@ warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")
 
 if TYPE_CHECKING:
     from nova_notifier import task_states, vm_states
+    from nova_notifier._settings import PRIORITIES
     from nova_notifier.api_fault import send_api_fault
     from nova_notifier.audit import audit_period_bounds, last_completed_audit_period
+    from nova_notifier.dead_letter import dead_letters, requeue_dead_letters
     from nova_notifier.decorator import notify_decorator
     from nova_notifier.exceptions import (
         ConfigError,
@@ -37,7 +41,9 @@ if TYPE_CHECKING:
         refresh,
         register_opts,
         stats,
+        transport,
     )
+    from nova_notifier.masking import is_secret_key
     from nova_notifier.monkey import monkey_patch, undo_monkey_patch
     from nova_notifier.notifier import Notifier, get_notifier
     from nova_notifier.opts import list_opts
@@ -50,8 +56,11 @@ _HOMES = {
     "task_states": "task_states",
     "vm_states": "vm_states",
     "send_api_fault": "api_fault",
+    "PRIORITIES": "_settings",
     "audit_period_bounds": "audit",
     "last_completed_audit_period": "audit",
+    "dead_letters": "dead_letter",
+    "requeue_dead_letters": "dead_letter",
     "notify_decorator": "decorator",
     "ConfigError": "exceptions",
     "InvalidInstanceError": "exceptions",
@@ -59,6 +68,7 @@ _HOMES = {
     "NotInitializedError": "exceptions",
     "NovaNotifierError": "exceptions",
     "FaultWrapper": "faultwrap",
+    "is_secret_key": "masking",
     "monkey_patch": "monkey",
     "undo_monkey_patch": "monkey",
     "Notifier": "notifier",
@@ -69,6 +79,7 @@ _HOMES = {
     "register_opts": "lifecycle",
     "stats": "lifecycle",
     "refresh": "lifecycle",
+    "transport": "lifecycle",
     "list_opts": "opts",
     "exception_to_dict": "payload",
     "image_meta": "payload",
@@ -105,14 +116,17 @@ __all__ = [
     "NotInitializedError",
     "Notifier",
     "NovaNotifierError",
+    "PRIORITIES",
     "audit_period_bounds",
     "cleanup",
+    "dead_letters",
     "exception_to_dict",
     "get_notifier",
     "image_meta",
     "info_from_instance",
     "init",
     "is_initialized",
+    "is_secret_key",
     "last_completed_audit_period",
     "list_opts",
     "monkey_patch",
@@ -121,11 +135,13 @@ __all__ = [
     "notify_usage_exists",
     "refresh",
     "register_opts",
+    "requeue_dead_letters",
     "send_api_fault",
     "send_update",
     "send_update_with_states",
     "stats",
     "task_states",
+    "transport",
     "undo_monkey_patch",
     "vm_states",
 ]

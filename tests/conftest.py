@@ -25,8 +25,8 @@ from oslo_config import cfg
 
 import nova_notifier
 from nova_notifier import lifecycle
-from nova_notifier.amqp_queues import delete_queues, kombu_url
 from nova_notifier.testing.config import make_conf as testing_conf
+from nova_notifier.tools.amqp_queues import delete_queues, kombu_url
 
 RABBIT_URL = os.environ.get(
     "NOVA_NOTIFIER_TEST_RABBIT", "rabbit://guest:guest@127.0.0.1:5672/"

@@ -26,8 +26,8 @@ from oslo_config import cfg
 
 import nova_notifier
 from nova_notifier import opts
-from nova_notifier.amqp_queues import delete_queues
 from nova_notifier.exceptions import ConfigError
+from nova_notifier.tools.amqp_queues import delete_queues
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 INSTANCE = {"uuid": "7e57ab1e-0000-4000-8000-000000000001", "vm_state": "active"}

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from nova_notifier.amqp_queues import delete_queues
-from nova_notifier.latency import Tracker, build, render_text
-from nova_notifier.latency.stats import percentile
 from nova_notifier.notifier import PRIORITIES
 from nova_notifier.testing.stream import BootSpec, Stream, lines
+from nova_notifier.tools.amqp_queues import delete_queues
+from nova_notifier.tools.latency import Tracker, build, render_text
+from nova_notifier.tools.latency.stats import percentile
 from tests.conftest import RABBIT_URL, broker_available
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -378,7 +378,7 @@ def test_a_boot_deleted_while_building():
 
 def _latency(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "nova_notifier.cli", "latency", *args],
+        [sys.executable, "-m", "nova_notifier.tools.cli", "latency", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -434,7 +434,7 @@ def test_command_says_what_is_wrong_with_a_missing_file(tmp_path):
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "nova_notifier.cli", *args]
+    return [sys.executable, "-m", "nova_notifier.tools.cli", *args]
 
 
 def _wait_until_listening(proc: subprocess.Popen, deadline: float) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from nova_notifier.latency import Tracker, build
-from nova_notifier.latency.events import RecentIds
 from nova_notifier.testing.stream import BootSpec, Stream, lines
+from nova_notifier.tools.latency import Tracker, build
+from nova_notifier.tools.latency.events import RecentIds
 from tests.conftest import RABBIT_URL, queue_state, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ def _good_lines() -> list[str]:
 
 def _latency(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "nova_notifier.cli", "latency", *args],
+        [sys.executable, "-m", "nova_notifier.tools.cli", "latency", *args],
         cwd=ROOT,
         capture_output=True,
         timeout=300,
@@ -221,7 +221,7 @@ def test_the_dedup_window_must_be_a_positive_number_of_seconds(value):
 @pytest.mark.broker
 def test_live_latency_without_a_pool_leaves_no_queue():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nova_notifier.cli", "latency"]
+        [sys.executable, "-m", "nova_notifier.tools.cli", "latency"]
         + ["--transport-url", RABBIT_URL, "--topic", "nn-latency-one-off"]
         + ["--timeout", "60", "--json"],
         cwd=ROOT,

@@ -27,9 +27,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nova_notifier.latency import Tracker, analyse, build, render_text
-from nova_notifier.latency.command import _writable
-from nova_notifier.latency.page import render_html
+from nova_notifier.tools.latency import Tracker, analyse, build, render_text
+from nova_notifier.tools.latency.command import _writable
+from nova_notifier.tools.latency.page import render_html
 
 EXAMPLES = {"lines": 0, "received": 0}
 # NN_PROPERTY_EXAMPLES=5000 for a longer hunt; the default keeps it ~10 s

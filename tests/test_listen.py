@@ -16,8 +16,8 @@ import pytest
 from oslo_context import context as oslo_context
 
 import nova_notifier
-from nova_notifier.amqp_queues import delete_queues, one_off_pool
-from nova_notifier.listen import Tail
+from nova_notifier.tools.amqp_queues import delete_queues, one_off_pool
+from nova_notifier.tools.listen import Tail
 from tests.conftest import RABBIT_URL, queue_state, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,7 +30,7 @@ def _listen(transport_url: str, *extra: str) -> subprocess.Popen:
         [
             sys.executable,
             "-m",
-            "nova_notifier.cli",
+            "nova_notifier.tools.cli",
             "listen",
             "--transport-url",
             transport_url,
@@ -231,7 +231,7 @@ def test_a_named_pool_outlives_the_listener_and_keeps_what_comes_after(broker_en
 @pytest.mark.parametrize("tool", ["listen", "latency"])
 def test_a_pool_named_like_the_shared_queue_is_refused(tool):
     proc = subprocess.run(
-        [sys.executable, "-m", "nova_notifier.cli", tool]
+        [sys.executable, "-m", "nova_notifier.tools.cli", tool]
         + ["--transport-url", "fake://", "--topic", "nn-shared"]
         + ["--pool", "nn-shared.info", "--timeout", "1"],
         cwd=ROOT,

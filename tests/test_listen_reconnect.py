@@ -30,8 +30,8 @@ import oslo_messaging
 import pytest
 from oslo_config import cfg
 
-from nova_notifier.amqp_queues import delete_queues
 from nova_notifier.testing.tcpproxy import FaultProxy
+from nova_notifier.tools.amqp_queues import delete_queues
 from tests.conftest import (
     PRIORITIES,
     RABBIT_URL,

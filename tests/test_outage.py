@@ -21,8 +21,8 @@ import webob
 from paste.deploy import loadapp
 
 import nova_notifier
-from nova_notifier.amqp_queues import delete_queues
 from nova_notifier.testing.tcpproxy import FaultProxy
+from nova_notifier.tools.amqp_queues import delete_queues
 from tests.conftest import (
     PRIORITIES,
     RABBIT_URL,

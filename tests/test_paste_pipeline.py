@@ -12,7 +12,7 @@ import webob
 from paste.deploy import loadapp
 
 import nova_notifier
-from nova_notifier import cli
+from nova_notifier.tools import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASTE_INI = os.path.join(ROOT, "etc", "api-paste.ini")
@@ -155,7 +155,7 @@ def test_demo_command_on_the_embedded_transport(capsys):
         "compute.instance.create.error",
         "compute.instance.delete.end",
         "api.fault",
-        "nova_notifier.demo.hypervisor.FakeDriver.spawn",
+        "nova_notifier.tools.demo.hypervisor.FakeDriver.spawn",
     ):
         assert expected in out
     assert "s3cr3t" not in out and "demo-admin-pw" not in out
@@ -171,7 +171,7 @@ def test_demo_command_through_rabbitmq(broker_env):
         [
             sys.executable,
             "-m",
-            "nova_notifier.cli",
+            "nova_notifier.tools.cli",
             "demo",
             "--transport-url",
             "rabbit://guest:guest@127.0.0.1:5672/",

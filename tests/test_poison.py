@@ -30,7 +30,7 @@ import pytest
 
 import nova_notifier
 from nova_notifier import delivery, lifecycle, rabbit_batch
-from nova_notifier.amqp_queues import delete_queues
+from nova_notifier.tools.amqp_queues import delete_queues
 from tests.conftest import (
     PRIORITIES,
     RABBIT_URL,
@@ -288,7 +288,7 @@ def test_an_oversized_message_is_set_aside_and_the_rest_arrives_once(
 
 def _spool_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "nova_notifier.cli", "spool", *args],
+        [sys.executable, "-m", "nova_notifier.tools.cli", "spool", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

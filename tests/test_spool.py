@@ -27,8 +27,8 @@ import pytest
 
 import nova_notifier
 from nova_notifier import delivery, lifecycle, spool_db
-from nova_notifier.amqp_queues import delete_queues
 from nova_notifier.rabbit_batch import PublishResult
+from nova_notifier.tools.amqp_queues import delete_queues
 from tests.conftest import (
     PRIORITIES,
     RABBIT_URL,
@@ -443,7 +443,7 @@ def test_the_spool_command_works_without_oslo(tmp_path):
     db.close()
     code = (
         "import sys\n"
-        "from nova_notifier import cli\n"
+        "from nova_notifier.tools import cli\n"
         f"assert cli.main(['spool', 'requeue', '--spool-path', {spool!r}]) == 0\n"
         "print(sorted(m for m in sys.modules if m.startswith(('oslo', 'amqp'))))"
     )

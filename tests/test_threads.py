@@ -27,7 +27,7 @@ from conftest import (
     make_conf,
 )
 
-from nova_notifier.amqp_queues import delete_queues
+from nova_notifier.tools.amqp_queues import delete_queues
 
 CHILD = os.path.join(os.path.dirname(__file__), "thread_child.py")
 

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any, TextIO
 
-from nova_notifier.bus_args import add_bus_arguments
-from nova_notifier.latency.events import Tracker
-from nova_notifier.latency.page import render_html
-from nova_notifier.latency.report import Analysis, analyse, build, render_text
+from nova_notifier.tools.bus_args import add_bus_arguments
+from nova_notifier.tools.latency.events import Tracker
+from nova_notifier.tools.latency.page import render_html
+from nova_notifier.tools.latency.report import Analysis, analyse, build, render_text
 
 _BATCH_BYTES = 1 << 20
 
@@ -243,11 +243,10 @@ class _Feed:
         self.count = count
         self.lock = threading.Lock()
         self.done = threading.Event()
-        from nova_notifier.notifier import PRIORITIES  # oslo.messaging: bus only
+        from nova_notifier.tools import listen  # oslo.messaging: bus only
 
-        for priority in PRIORITIES:
-            if priority != "warning":
-                setattr(self, priority, self._handle)
+        for priority in listen.ENDPOINT_PRIORITIES:
+            setattr(self, priority, self._handle)
 
     def _handle(
         self,
@@ -283,7 +282,7 @@ def read_bus(args: argparse.Namespace, tracker: Tracker, progress: _Progress) ->
             )
         progress.show(text)
 
-    from nova_notifier import listen  # oslo.messaging: reading files needs none
+    from nova_notifier.tools import listen  # oslo.messaging: reading files needs none
 
     listen.serve(
         args, feed, feed.done, tick if progress.enabled else None, tool="latency"

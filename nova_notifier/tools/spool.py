@@ -5,7 +5,10 @@ spool's ``dead_letter`` table. ``list`` prints them (id, when it failed,
 attempts, destination, event type, message_id and the broker's reason);
 ``requeue`` moves them (all, or ``--id`` ones) back to the end of the spool,
 where the service's sender sends them again with their original
-message_id and timestamp. Imports nothing of oslo.messaging.
+message_id and timestamp. Both go through the library's
+:func:`nova_notifier.dead_letters` and
+:func:`nova_notifier.requeue_dead_letters`, which import nothing of
+oslo.messaging.
 """
 
 from __future__ import annotations
@@ -13,9 +16,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 
-from nova_notifier import spool_db
+import nova_notifier
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,29 +44,26 @@ def _when(stamp: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """List or requeue; 0 on success, 2 when the spool file does not exist."""
-    if not os.path.exists(args.spool_path):
-        print(f"no spool at {args.spool_path}")
-        return 2
-    db = spool_db.connect(args.spool_path)
     try:
         if args.action == "requeue":
-            moved = spool_db.requeue(db, args.ids)
+            moved = nova_notifier.requeue_dead_letters(args.spool_path, args.ids)
             print(f"requeued {moved} dead letters")
             return 0
-        letters = spool_db.dead_letters(db)
-        for letter in letters:
-            message = letter["record"]["message"]
-            if args.json:
-                print(json.dumps(letter, sort_keys=True))
-                continue
-            print(
-                f"{letter['id']}\t{_when(letter['failed'])}\t"
-                f"{letter['attempts']} attempts\t{','.join(letter['topics'])}\t"
-                f"{message.get('event_type')}\t{message.get('message_id')}\t"
-                f"{letter['reason']}"
-            )
-        if not args.json:
-            print(f"{len(letters)} dead letters")
-        return 0
-    finally:
-        db.close()
+        letters = nova_notifier.dead_letters(args.spool_path)
+    except FileNotFoundError:
+        print(f"no spool at {args.spool_path}")
+        return 2
+    for letter in letters:
+        message = letter["record"]["message"]
+        if args.json:
+            print(json.dumps(letter, sort_keys=True))
+            continue
+        print(
+            f"{letter['id']}\t{_when(letter['failed'])}\t"
+            f"{letter['attempts']} attempts\t{','.join(letter['topics'])}\t"
+            f"{message.get('event_type')}\t{message.get('message_id')}\t"
+            f"{letter['reason']}"
+        )
+    if not args.json:
+        print(f"{len(letters)} dead letters")
+    return 0

@@ -1,8 +1,8 @@
 """A pretend hypervisor driver: the module the demo monkey-patches.
 
-With ``monkey_patch_modules = nova_notifier.demo.hypervisor:
+With ``monkey_patch_modules = nova_notifier.tools.demo.hypervisor:
 nova_notifier.notify_decorator`` every call below emits a notification named
-after it, e.g. ``nova_notifier.demo.hypervisor.FakeDriver.spawn``.
+after it, e.g. ``nova_notifier.tools.demo.hypervisor.FakeDriver.spawn``.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from oslo_utils import timeutils
 
 import nova_notifier
 from nova_notifier import task_states, vm_states
-from nova_notifier.demo import hypervisor
+from nova_notifier.tools.demo import hypervisor
 
 FLAVORS = {
     "m1.tiny": {

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nova_notifier.latency.boots import Boot, Delete, reordered, segment
-from nova_notifier.latency.events import Tracker
-from nova_notifier.latency.stats import QUANTILES, summarize
+from nova_notifier.tools.latency.boots import Boot, Delete, reordered, segment
+from nova_notifier.tools.latency.events import Tracker
+from nova_notifier.tools.latency.stats import QUANTILES, summarize
 
 CREATE_PHASES = ("waiting", "spawning", "total")
 REBUILD_PHASES = ("spawning", "total")

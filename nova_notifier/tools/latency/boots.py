@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from nova_notifier.latency import events as ev
+from nova_notifier.tools.latency import events as ev
 
 
 @dataclass(slots=True)

@@ -17,13 +17,12 @@ from oslo_config import cfg
 from paste.deploy import loadapp
 
 import nova_notifier
-from nova_notifier import display, lifecycle
-from nova_notifier.amqp_queues import one_off_pool
-from nova_notifier.demo.api import DEFAULT_IMAGE
-from nova_notifier.listen import envelope
+from nova_notifier.tools import display
+from nova_notifier.tools.amqp_queues import one_off_pool
+from nova_notifier.tools.demo.api import DEFAULT_IMAGE
+from nova_notifier.tools.listen import ENDPOINT_PRIORITIES, envelope
 
-DEMO_PATCH = "nova_notifier.demo.hypervisor:nova_notifier.notify_decorator"
-PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
+DEMO_PATCH = "nova_notifier.tools.demo.hypervisor:nova_notifier.notify_decorator"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +78,7 @@ class _Printer:
         self.stale = 0
         self.pending: list[tuple[str, str]] = []
         self.lock = threading.Condition()
-        for priority in PRIORITIES:
+        for priority in ENDPOINT_PRIORITIES:
             setattr(self, priority, self._printer(priority.upper()))
 
     def _printer(self, priority: str) -> Any:
@@ -198,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     # miss nor steal messages.
     pool = None if in_process else one_off_pool("demo")
     transport = (
-        lifecycle.transport()
+        nova_notifier.transport()
         if in_process
         else oslo_messaging.get_notification_transport(conf)
     )

@@ -20,20 +20,20 @@ from collections.abc import Sequence
 # needs none of oslo.messaging, which takes most of a second to import.
 _COMMANDS = {
     "demo": (
-        "nova_notifier.demo_run",
+        "nova_notifier.tools.demo.run",
         "run an instance lifecycle through etc/api-paste.ini and print "
         "the notifications it sends",
     ),
     "listen": (
-        "nova_notifier.listen",
+        "nova_notifier.tools.listen",
         "print the notifications on the bus as they arrive",
     ),
     "latency": (
-        "nova_notifier.latency.command",
+        "nova_notifier.tools.latency.command",
         "report VM provisioning latency from the bus or a 'listen --json' file",
     ),
     "spool": (
-        "nova_notifier.spool_command",
+        "nova_notifier.tools.spool",
         "list the dead letters of a spool, or queue them again",
     ),
 }

@@ -6,7 +6,7 @@
 turns those into the report that ``nova-notifier latency`` prints.
 """
 
-from nova_notifier.latency.events import Tracker
-from nova_notifier.latency.report import Analysis, analyse, build, render_text
+from nova_notifier.tools.latency.events import Tracker
+from nova_notifier.tools.latency.report import Analysis, analyse, build, render_text
 
 __all__ = ["Analysis", "Tracker", "analyse", "build", "render_text"]

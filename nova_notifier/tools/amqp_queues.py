@@ -18,15 +18,15 @@ one-off pool is made auto-delete here, in this process, by name.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
 from collections.abc import Iterable
 from typing import Any
 
-from nova_notifier._log import get_logger
-
-LOG = get_logger(__name__)
+# a plain logger: its lines name queues and broker errors, never credentials
+LOG = logging.getLogger(__name__)
 
 #: a one-off queue that never got its consumer (the tool died between the
 #: declaration and the consume) is deleted after this long unused

@@ -15,12 +15,14 @@ from typing import Any, TextIO
 import oslo_messaging
 from oslo_config import cfg
 
-from nova_notifier import display
-from nova_notifier.amqp_queues import one_off_pool
-from nova_notifier.bus_args import add_bus_arguments
-from nova_notifier.lifecycle import register_opts
-from nova_notifier.notifier import PRIORITIES
-from nova_notifier.serializer import is_secret_key
+from nova_notifier import PRIORITIES, is_secret_key, register_opts
+from nova_notifier.tools import display
+from nova_notifier.tools.amqp_queues import one_off_pool
+from nova_notifier.tools.bus_args import add_bus_arguments
+
+#: the priorities a listener endpoint answers, as methods of that name:
+#: oslo.messaging hands a notification sent with ``warning`` to ``warn``
+ENDPOINT_PRIORITIES = tuple(p for p in PRIORITIES if p != "warning")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,9 +84,8 @@ class Tail:
         self.seen = 0
         self.done = threading.Event()
         self._lock = threading.Lock()
-        for priority in PRIORITIES:
-            if priority != "warning":
-                setattr(self, priority, self._handler(priority.upper()))
+        for priority in ENDPOINT_PRIORITIES:
+            setattr(self, priority, self._handler(priority.upper()))
 
     def wanted(self, publisher_id: str, event_type: str) -> bool:
         if self.event_types and not any(
@@ -132,7 +133,7 @@ def serve(
 
     Ctrl-C and SIGTERM set ``done``; ``tick`` is called about twice a second
     while listening. Without ``--pool`` it listens on a one-off queue of its
-    own (:func:`~nova_notifier.amqp_queues.one_off_pool`, named after
+    own (:func:`~nova_notifier.tools.amqp_queues.one_off_pool`, named after
     ``tool``) that the broker deletes when the listener goes, so it takes
     nothing from other consumers of the topic; a named pool's queue
     outlives the call. A pool named like the shared queue (``<topic>.info``)

@@ -10,15 +10,15 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from nova_notifier.latency.boots import Boot
-from nova_notifier.latency.report import (
+from nova_notifier.tools.latency.boots import Boot
+from nova_notifier.tools.latency.report import (
     CREATE_PHASES,
     Analysis,
     boots_text,
     duration,
     utc,
 )
-from nova_notifier.latency.stats import QUANTILES
+from nova_notifier.tools.latency.stats import QUANTILES
 
 _MAX_ROWS = 400
 _GANTT_ROWS = 100
