@@ -172,7 +172,11 @@ def _update_payload(
     info = payload.build_instance_info(instance, None, None, snap.image_base)
     begin, end = audit.audit_period_bounds(current_period=True)
     for key, value in states.items():
-        info[key] = value if value is None or type(value) is str else to_wire(value)
+        info[key] = (
+            value
+            if value is None or (type(value) is str and value.isascii())
+            else to_wire(value)
+        )
     info["audit_period_beginning"] = format_time(begin)
     info["audit_period_ending"] = format_time(end)
     info["bandwidth"] = to_wire(bandwidth, screen=True) if bandwidth else {}
