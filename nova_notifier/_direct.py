@@ -36,16 +36,22 @@ WIRE_PRIORITY = {
 }
 
 # message_id: a random (version 4) UUID, as oslo.messaging sends, drawn from
-# a generator of the library's own (seeded from the OS, again in a forked
-# child) rather than os.urandom per message: ids must be unique, not secret.
+# a generator of the library's own, seeded from the OS, rather than
+# os.urandom per message: ids must be unique, not secret. It is seeded again
+# in a process with another pid (a child forked by C code runs no Python
+# fork hook), so a parent and its child never share the sequence.
 _RANDOM = random.Random()
-os.register_at_fork(after_in_child=_RANDOM.seed)
+_SEEDED_PID = os.getpid()
 _V4_MASK = ~(0xF000 << 64 | 0xC000 << 48)
 _V4_BITS = 0x4000 << 64 | 0x8000 << 48
 
 
 def message_id() -> str:
     """A new random UUID (version 4, RFC 4122 variant) as text."""
+    global _SEEDED_PID
+    if os.getpid() != _SEEDED_PID:
+        _RANDOM.seed()
+        _SEEDED_PID = os.getpid()
     h = "%032x" % (_RANDOM.getrandbits(128) & _V4_MASK | _V4_BITS)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
@@ -54,24 +60,21 @@ _SECOND: tuple[int, str] = (-1, "")
 _UTCNOW = timeutils.utcnow
 
 
-def timestamp(now: float | None = None) -> str:
+def timestamp(now_ns: int | None = None) -> str:
     """The message's ``timestamp`` as oslo.messaging sends it,
     ``str(timeutils.utcnow())`` (``'2026-12-02 07:21:26.123456'``, no
-    fraction when it is 0), for ``now`` (``time.time()``) or this moment;
-    oslo.utils' ``set_time_override`` is followed. The text of the second
-    is formatted once a second."""
+    fraction when it is 0), for ``now_ns`` (``time.time_ns()``) or this
+    moment, microseconds cut as ``datetime.now()`` cuts them; oslo.utils'
+    ``set_time_override`` is followed. The text of the second is formatted
+    once a second."""
     if (
         timeutils.utcnow is not _UTCNOW  # patched by a test
         or getattr(timeutils, "_override_time", None) is not None
         or getattr(timeutils.utcnow, "override_time", None) is not None
     ):
         return str(timeutils.utcnow())
-    if now is None:
-        now = time.time()
-    second = int(now)
-    micro = round((now - second) * 1_000_000)  # as datetime rounds
-    if micro == 1_000_000:
-        second, micro = second + 1, 0
+    second, nanos = divmod(time.time_ns() if now_ns is None else now_ns, 1_000_000_000)
+    micro = nanos // 1000
     cached = _SECOND
     if cached[0] == second:
         text = cached[1]
@@ -114,10 +117,17 @@ class DirectSender:
         event_type: str,
         payload: Any,
         priority: str,
-    ) -> None:
-        """Hand one message to every driver; raises :class:`DriverError` when
-        one failed (after the others were given it)."""
-        wire_priority = WIRE_PRIORITY[priority]
+    ) -> list[str]:
+        """Hand one message to every driver.
+
+        Returns what went wrong with the drivers that failed while another
+        took the message (usually nothing); raises :class:`DriverError`
+        when none took it, ``ValueError`` for a priority that is not one of
+        ``WIRE_PRIORITY``.
+        """
+        wire_priority = WIRE_PRIORITY.get(priority)
+        if wire_priority is None:
+            raise ValueError(f"unknown priority {priority!r}")
         message = {
             "message_id": message_id(),
             "publisher_id": publisher_id,
@@ -132,5 +142,6 @@ class DirectSender:
                 driver.notify(ctxt, message, wire_priority, self.retry)
             except Exception as exc:
                 failed.append(f"driver {name!r} failed: {type(exc).__name__}: {exc}")
-        if failed:
+        if failed and len(failed) == len(self._drivers):
             raise DriverError("; ".join(failed))
+        return failed

@@ -1,6 +1,6 @@
 """``api.fault``: the notification an API sends when a request fails.
 
-Owns ``[notifications] notify_on_api_faults``.
+Reads ``[notifications] notify_on_api_faults`` (from the settings snapshot).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """``notify_decorator``: one notification per call of a wrapped function.
 
-Owns ``[notifications] default_level`` and ``default_publisher_id``.
+Reads ``[notifications] default_level`` and ``default_publisher_id`` (from
+the settings snapshot).
 """
 
 from __future__ import annotations

@@ -9,12 +9,13 @@ message handed to the drivers (direct) or queued (background, spool).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from oslo_context import context as oslo_context
 
 from nova_notifier import _settings, lifecycle
-from nova_notifier._log import describe, get_logger
+from nova_notifier._log import RateLimited, describe, get_logger
 from nova_notifier.lifecycle import _STATE, record_drop
 from nova_notifier.serializer import (
     clean_text,
@@ -28,6 +29,7 @@ LOG = get_logger(__name__)
 
 PRIORITIES = _settings.PRIORITIES
 _PRIORITY_SET = frozenset(PRIORITIES)
+_PARTIAL = RateLimited()
 
 
 def _as_text(value: Any) -> str:
@@ -65,10 +67,10 @@ def _identity(ctxt: Any) -> str:
         ctxt.user_domain_id,
         ctxt.project_domain_id,
     )
-    try:
-        found = _IDENTITIES.get(key)
-    except TypeError:  # an unhashable id
-        found = None
+    # Only text and None are hashed and kept: a caller's object may refuse
+    # to be hashed, or format itself differently from an equal string.
+    plain = all(type(part) is str or part is None for part in key)
+    found = _IDENTITIES.get(key) if plain else None
     if found is None:
         found = key[0].format(
             user=key[1] or "-",
@@ -77,7 +79,7 @@ def _identity(ctxt: Any) -> str:
             user_domain=key[4] or "-",
             p_domain=key[5] or "-",
         )
-        if all(type(part) is str or part is None for part in key):
+        if plain:
             if len(_IDENTITIES) >= 1024:
                 _IDENTITIES.clear()
             _IDENTITIES[key] = found
@@ -86,21 +88,20 @@ def _identity(ctxt: Any) -> str:
 
 def _roles(roles: Any) -> Any:
     """The role names as a new list (text roles as they are)."""
-    if type(roles) is list:
-        key = tuple(roles)
-        try:
-            found = _ROLES.get(key)
-        except TypeError:  # an unhashable role
-            found = None
-        if found is not None:
-            return list(found)
-        wire = to_wire(roles)
-        if all(type(role) is str and role.isascii() for role in key):
-            if len(_ROLES) >= 1024:
-                _ROLES.clear()
-            _ROLES[key] = list(wire)
-        return wire
-    return _context_value(roles)
+    if type(roles) is not list:
+        return _context_value(roles)
+    for role in roles:
+        if type(role) is not str:  # only text is hashed and kept
+            return to_wire(roles)
+    key = tuple(roles)
+    found = _ROLES.get(key)
+    if found is not None:
+        return list(found)
+    wire = to_wire(roles)
+    if len(_ROLES) >= 1024:
+        _ROLES.clear()
+    _ROLES[key] = list(wire)
+    return wire
 
 
 def _oslo_context(ctxt: Any) -> dict[str, Any]:
@@ -148,13 +149,15 @@ def wire_context(ctxt: Any) -> dict[str, Any]:
     """
     if ctxt is None or type(ctxt) is dict:
         return {}
-    to_dict = getattr(type(ctxt), "to_dict", None)
-    if to_dict is _OSLO_TO_DICT:
+    if getattr(type(ctxt), "to_dict", None) is _OSLO_TO_DICT and "to_dict" not in (
+        getattr(ctxt, "__dict__", None) or ()
+    ):
         return _oslo_context(ctxt)
+    to_dict = getattr(ctxt, "to_dict", None)
     if isinstance(ctxt, dict) or not callable(to_dict):
         return {}
     wire: dict[str, Any] = {}
-    for key, value in ctxt.to_dict().items():
+    for key, value in to_dict().items():
         name = key if type(key) is str else str(to_wire(key))
         if not is_secret_key(name):
             wire[name] = _context_value(value)
@@ -196,16 +199,24 @@ class Notifier:
                 lifecycle.reinit_after_fork()
             direct = _STATE.direct
             if direct is not None:
-                direct.send(
+                failed = direct.send(
                     wire_context(ctxt),
                     self.publisher_id,
                     event_type,
                     sanitize(payload),
-                    priority if priority in _PRIORITY_SET else priority.lower(),
+                    priority if priority in _PRIORITY_SET else str(priority).lower(),
                 )
                 stats = _STATE.stats
                 stats["queued"] += 1
                 stats["sent"] += 1
+                if failed:  # another driver took it: sent, but say so
+                    _PARTIAL.log(
+                        LOG,
+                        logging.WARNING,
+                        "nova_notifier: %s sent, but not by every driver: %s",
+                        event_type,
+                        "; ".join(failed),
+                    )
                 return
             delivery = _STATE.delivery
             if delivery is not None:

@@ -1,8 +1,8 @@
 """The payload builder: Nova's legacy instance payload and fault details.
 
 One place turns an instance (a mapping, or an object with attributes such as a
-Nova ``Instance``) into payload fields. Owns ``[notifications]
-image_endpoint``, the base of ``image_ref_url``.
+Nova ``Instance``) into payload fields. Reads ``[notifications]
+image_endpoint`` (the base of ``image_ref_url``) from the settings snapshot.
 """
 
 from __future__ import annotations
@@ -319,6 +319,15 @@ def build_instance_info(
     return info
 
 
+def image_base() -> str | None:
+    """The ``image_endpoint`` setting (no trailing ``/``); None before
+    ``init()``, when only an instance with an image needs it."""
+    try:
+        return lifecycle.settings("info_from_instance()").image_base
+    except NotInitializedError:
+        return None
+
+
 def info_from_instance(
     context: Any,
     instance: Any,
@@ -340,11 +349,9 @@ def info_from_instance(
     screened for secrets (:mod:`nova_notifier.masking`), and names such as
     ``display_name`` or ``hostname`` are never altered.
     """
-    try:
-        base: str | None = lifecycle.settings("info_from_instance()").image_base
-    except NotInitializedError:  # needed only for an image_ref_url
-        base = None
-    info = dict(build_instance_info(instance, network_info, system_metadata, base))
+    info = dict(
+        build_instance_info(instance, network_info, system_metadata, image_base())
+    )
     if kw:
         info.update(to_wire(kw, screen=True))
     return info

@@ -258,11 +258,20 @@ def to_wire(value: Any, screen: bool = False) -> Any:
 # Screened text mappings by content. The same metadata and image properties
 # go out again and again (create.start, the updates, create.end...); a hit
 # costs a tuple of the items and one lookup instead of screening each value.
-# Only mappings of exact str keys and values are kept, so an equal tuple
-# holds equal text (no 1 == True == 1.0 between number keys).
-_SCREENED: dict[tuple[tuple[Any, Any], ...], dict[str, str]] = {}
-_IMAGE_META: dict[tuple[tuple[Any, Any], ...], dict[str, Any]] = {}
+# Only mappings of exact str keys and values are hashed and kept (checked
+# first: hashing a caller's object may raise, or recurse without limit in a
+# deeply nested tuple), so an equal tuple holds the same text.
+_SCREENED: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+_IMAGE_META: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
 _MEMO_SIZE = 1024
+
+
+def _all_text(value: dict[Any, Any]) -> bool:
+    """Whether every key and value of ``value`` is an exact ``str``."""
+    for key, item in value.items():
+        if type(item) is not str or type(key) is not str:
+            return False
+    return True
 
 
 def _screened_text_map(value: dict[Any, Any]) -> dict[str, str] | None:
@@ -283,11 +292,10 @@ def screened(value: dict[Any, Any]) -> dict[str, Any]:
     (text keys and values: user metadata, image properties)."""
     if not value:
         return {}
-    try:
-        items = tuple(value.items())
-        hit = _SCREENED.get(items)
-    except TypeError:  # an unhashable value
+    if not _all_text(value):
         return _convert(value, True, 0, set())
+    items = tuple(value.items())
+    hit = _SCREENED.get(items)
     if hit is not None:
         return dict(hit)
     out = _screened_text_map(value)
@@ -304,11 +312,8 @@ def screened_image_meta(system_metadata: dict[Any, Any]) -> dict[str, Any]:
     screened (``to_wire(..., screen=True)``)."""
     if not system_metadata:
         return {}
-    try:
-        items = tuple(system_metadata.items())
-        hit = _IMAGE_META.get(items)
-    except TypeError:  # an unhashable value
-        items, hit = None, None
+    items = tuple(system_metadata.items()) if _all_text(system_metadata) else None
+    hit = None if items is None else _IMAGE_META.get(items)
     if hit is not None:
         return dict(hit)
     meta = {
@@ -319,7 +324,7 @@ def screened_image_meta(system_metadata: dict[Any, Any]) -> dict[str, Any]:
     out = _screened_text_map(meta)
     if out is None:
         return _convert(meta, True, 0, set())
-    if items is not None and all(type(key) is str for key in system_metadata):
+    if items is not None:
         if len(_IMAGE_META) >= _MEMO_SIZE:
             _IMAGE_META.clear()
         _IMAGE_META[items] = dict(out)

@@ -64,9 +64,8 @@ def notify_about_instance_usage(
         if len(_EVENT_TYPES) < 256 and type(event_suffix) is str:
             _EVENT_TYPES[event_suffix] = event_type
     try:
-        snap = lifecycle.settings("notify_about_instance_usage()")
         body = payload.build_instance_info(
-            instance, network_info, system_metadata, snap.image_base
+            instance, network_info, system_metadata, payload.image_base()
         )
         # Merged here rather than passed as **kw: a key such as "instance" or
         # "context" would otherwise clash with an argument and lose the event.

@@ -12,9 +12,11 @@ a cache hit after a change), and on the wire.
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import os
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -172,16 +174,22 @@ def test_roles_list_is_a_copy() -> None:
 
 
 @pytest.mark.parametrize(
-    "moment",
-    [0.0, 1700000000.0, 1700000000.5, 1700000000.000001, 1767225599.999999],
+    "moment_ns",
+    [
+        0,
+        1_700_000_000_000_000_000,
+        1_700_000_000_500_000_000,
+        1_700_000_000_000_001_000,
+        1_700_000_000_000_000_999,  # under a microsecond: cut, as now() cuts
+        1_767_225_599_999_999_999,
+    ],
 )
-def test_timestamp_text_is_oslo_text(moment: float) -> None:
+def test_timestamp_text_is_oslo_text(moment_ns: int) -> None:
     expected = str(
-        datetime.datetime.fromtimestamp(moment, datetime.timezone.utc).replace(
-            tzinfo=None
-        )
+        datetime.datetime(1970, 1, 1)
+        + datetime.timedelta(microseconds=moment_ns // 1000)
     )
-    assert _direct.timestamp(moment) == expected
+    assert _direct.timestamp(moment_ns) == expected
 
 
 def test_timestamp_follows_time_override() -> None:
@@ -261,27 +269,156 @@ class _Refusing:
         raise RuntimeError("broker said no")
 
 
-def test_failing_driver_is_a_counted_drop_and_others_still_get_it(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.fixture
+def test_driver_sender() -> Iterator[Any]:
+    """Direct mode on oslo's test driver; yields the library's DirectSender."""
     nova_notifier.init(make_conf(driver="test"))
+    _impl_test.reset()
     try:
         sender = lifecycle._STATE.direct
         assert sender is not None
-        test_driver = sender._drivers[0]
-        monkeypatch.setattr(
-            sender, "_drivers", (("refusing", _Refusing(None, None, None)), test_driver)
-        )
-        _impl_test.reset()
-        nova_notifier.get_notifier("compute", "h").info(
-            None, "compute.instance.exists", {"password": SECRET}
-        )
-        assert len(_impl_test.NOTIFICATIONS) == 1  # the other driver got it
-        assert _impl_test.NOTIFICATIONS[0][1]["payload"] == {"password": "***"}
-        counts = nova_notifier.stats()
-        assert counts["dropped"] == 1 and counts["sent"] == 0
-        assert "refusing" in caplog.text and "broker said no" in caplog.text
-        assert SECRET not in caplog.text
+        yield sender
     finally:
         nova_notifier.cleanup()
         _impl_test.reset()
+
+
+def _emit_exists() -> None:
+    nova_notifier.get_notifier("compute", "h").info(
+        None, "compute.instance.exists", {"password": SECRET}
+    )
+
+
+def test_a_driver_failing_while_another_takes_it_is_sent_and_logged(
+    test_driver_sender: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    drivers = (
+        ("refusing", _Refusing(None, None, None)),
+        test_driver_sender._drivers[0],
+    )
+    monkeypatch.setattr(test_driver_sender, "_drivers", drivers)
+    _emit_exists()
+    assert len(_impl_test.NOTIFICATIONS) == 1  # the other driver got it
+    assert _impl_test.NOTIFICATIONS[0][1]["payload"] == {"password": "***"}
+    counts = nova_notifier.stats()
+    assert counts["dropped"] == 0 and counts["sent"] == 1
+    assert "refusing" in caplog.text and "broker said no" in caplog.text
+    assert SECRET not in caplog.text
+
+
+def test_every_driver_failing_is_a_counted_drop(
+    test_driver_sender: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    drivers = (("refusing", _Refusing(None, None, None)),)
+    monkeypatch.setattr(test_driver_sender, "_drivers", drivers)
+    _emit_exists()
+    counts = nova_notifier.stats()
+    assert counts["dropped"] == 1 and counts["sent"] == 0
+    assert "dropped compute.instance.exists" in caplog.text
+    assert "broker said no" in caplog.text and SECRET not in caplog.text
+    nova_notifier.get_notifier("compute", "h").notify(
+        None, "compute.instance.exists", {}, "loud"
+    )
+    assert nova_notifier.stats()["dropped"] == 2
+    assert "unknown priority 'loud'" in caplog.text
+
+
+class _BadHash(str):
+    def __hash__(self) -> int:
+        raise RuntimeError("no hash")
+
+
+class _Opaque:
+    def __hash__(self) -> int:
+        raise RuntimeError("no hash")
+
+
+def _nested(depth: int) -> tuple[Any, ...]:
+    value: tuple[Any, ...] = ()
+    for _ in range(depth):
+        value = (value,)
+    return value
+
+
+def test_values_that_refuse_hashing_or_nest_deeply_still_go_out() -> None:
+    deep = _nested(200_000)  # hashing it would exhaust the C stack
+    for bad in (_Opaque(), deep):
+        instance = {
+            "uuid": "u1",
+            "metadata": {"k": bad, "role": "web"},
+            "system_metadata": {"image_a": "b", "x": bad},
+        }
+        info = payload.info_from_instance(None, instance, None, None)
+        assert info["metadata"]["role"] == "web"
+        assert info["image_meta"] == {"a": "b"}
+        ctxt = oslo_context.RequestContext(
+            user_id="u", roles=["member", bad], overwrite=False
+        )
+        wire = notifier.wire_context(ctxt)
+        assert wire["user"] == "u" and wire["roles"][0] == "member"
+    ctxt = oslo_context.RequestContext(user_id=_Opaque(), overwrite=False)
+    assert notifier.wire_context(ctxt)["user"] == "<_Opaque>"
+
+
+def test_an_object_equal_to_cached_text_is_not_served_that_text() -> None:
+    class Equal:
+        def __eq__(self, other: object) -> bool:
+            return other == "v"
+
+        def __hash__(self) -> int:
+            return hash("v")
+
+    assert serializer.screened({"k": "v"}) == {"k": "v"}
+    assert serializer.screened({"k": Equal()}) == {"k": "<Equal>"}
+
+
+def test_a_proxy_context_is_read_through_its_own_to_dict() -> None:
+    class Proxy:
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+    inner = oslo_context.RequestContext(user_id="u", auth_token=SECRET, overwrite=False)
+    wire = notifier.wire_context(Proxy(inner))
+    assert wire == _filtered_to_dict(inner) and wire["user"] == "u"
+
+
+def test_message_ids_differ_after_a_fork_that_runs_no_python_hook() -> None:
+    # A C-level fork (an embedding server) skips os.register_at_fork hooks.
+    read, write = os.pipe()
+    _direct.message_id()  # the parent's generator is seeded and in use
+    pid = ctypes.CDLL(None).fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.write(write, _direct.message_id().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child_id = os.read(read, 64).decode()
+    os.close(read)
+    assert child_id and child_id != _direct.message_id()
+
+
+def test_a_callers_own_notifier_works_before_init() -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, dict[str, Any]]] = []
+
+        def info(self, ctxt: Any, event_type: str, body: dict[str, Any]) -> None:
+            self.sent.append((event_type, body))
+
+    assert not nova_notifier.is_initialized()
+    recorder = Recorder()
+    nova_notifier.notify_about_instance_usage(
+        recorder, None, {"uuid": "u1"}, "create.end"
+    )
+    [(event_type, body)] = recorder.sent
+    assert event_type == "compute.instance.create.end"
+    assert body["instance_id"] == "u1" and body["image_ref_url"] == ""
