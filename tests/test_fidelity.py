@@ -488,6 +488,9 @@ def test_fault_wrapper_traceback_log_carries_no_password(fake_env, caplog):
         raise RuntimeError(f"cannot connect mysql+pymysql://nova:{SECRET}@db/nova")
 
     caplog.set_level(logging.DEBUG)
+    # The demo command, run in process by test_paste_pipeline, leaves this
+    # logger at CRITICAL (cli.main() quiets it); caplog restores it after.
+    caplog.set_level(logging.DEBUG, logger="nova_notifier.faultwrap")
     resp = Request.blank("/servers").get_response(FaultWrapper(app))
     assert resp.status_int == 500
     text = caplog.text
