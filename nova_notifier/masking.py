@@ -229,10 +229,15 @@ _RULES = (
     # key=value, key: value (also ?key=value&...)
     r"|(?<![\w.\-])(?P<aname>[A-Za-z_][\w.\-]{0,63}+)[ \t]{0,8}(?P<asep>[=:])[ \t]{0,8}"
 )
-# Every rule's match starts with one of these (U+017F, the long s, is an
-# "s" to the case-blind header names): testing that first spares trying
-# six rules at every other position of the text, most of its cost.
-_TEXT_RULES = re.compile(r"(?=[A-Za-z_\-\\\"'\u017f])(?:" + _RULES + ")")
+# What every match starts with, tested before the six rules are tried at
+# a position (most of the cost of a scan): a quote or backslash (quoted
+# names), "--" (options, PEM keys), or a letter or "_" that no letter, digit,
+# "." or "-" precedes (URLs, header names and assigned names: all three
+# lookbehinds exclude those). U+017F, the long s, is an "s" to the
+# case-blind header names.
+_TEXT_RULES = re.compile(
+    r"(?=(?<![A-Za-z0-9.\-])[A-Za-z_\u017f]|[\\\"']|--)(?:" + _RULES + ")"
+)
 # Where a "name: value" is a field, not prose: at the start of the text or a
 # line, or after an opening bracket, a comma, a semicolon or a quote.
 _FIELD_START = frozenset("\n\r{[(,;\"'")
@@ -286,6 +291,11 @@ def _pem_end(text: str, pos: int) -> int:
     return len(text) if end is None else end.start()
 
 
+# Where a URL's authority cannot reach: a blank (\s is str.isspace()), a
+# quote or an angle bracket.
+_AUTHORITY_STOP = re.compile(r"[\s\"'<>]")
+
+
 def _url_secrets(text: str, start: int) -> tuple[int, str] | None:
     """The userinfo passwords of the URL whose authority starts at ``start``:
     where the authority ends and its masked text, or None when it has none.
@@ -294,10 +304,9 @@ def _url_secrets(text: str, start: int) -> tuple[int, str] | None:
     ``@`` (a password may hold ``/`` or ``@``); several hosts may be listed
     with commas (``amqp://u:p1@h1,u:p2@h2/``).
     """
-    limit = start
     n = min(len(text), start + 4096)
-    while limit < n and not text[limit].isspace() and text[limit] not in "\"'<>":
-        limit += 1
+    stop = _AUTHORITY_STOP.search(text, start, n)
+    limit = n if stop is None else stop.start()
     at = text.rfind("@", start, limit)
     if at < 0:
         return None

@@ -318,8 +318,15 @@ def test_fast_rules_find_what_the_plain_rules_find(pieces, noise):
         "a" * 40 + "://u:" + SECRET + "@h",  # a scheme over 32 characters
         "_token=" + SECRET,
         "x --" + "c" * 64 + " " + SECRET,
+        "x_http://u:" + SECRET + "@h",  # "_" may precede a URL, not a name
+        "9password=" + SECRET,
+        "é_token=" + SECRET,
+        "a.b-c password=" + SECRET,
+        "e2f3-45b9-cookie: " + SECRET,
+        "(-token: " + SECRET,
+        "\u017fet-cookie: " + SECRET,
     ],
-    ids=range(9),
+    ids=range(16),
 )
 def test_fast_rules_at_their_limits(text):
     assert _rule_matches(masking._TEXT_RULES, text) == _rule_matches(_PLAIN_RULES, text)
