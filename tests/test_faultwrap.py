@@ -490,11 +490,15 @@ def test_api_fault_through_rabbitmq(broker_env):
 
 
 def test_admin_context_fields_are_an_admin_request_contexts():
-    built = api_fault_mod._AdminContext(is_admin=True, overwrite=False).to_dict()
-    first = api_fault_mod.current_context().to_dict()
-    second = api_fault_mod.current_context().to_dict()
+    def fields():  # in a fresh thread: no current context there
+        built = api_fault_mod._AdminContext(is_admin=True, overwrite=False)
+        first = api_fault_mod.current_context().to_dict()
+        second = api_fault_mod.current_context().to_dict()
+        return built.to_dict(), first, second, oslo_context.get_current()
 
-    assert oslo_context.get_current() is None
+    built, first, second, current = run_in_thread(fields)
+
+    assert current is None
     assert first["request_id"] != second["request_id"] != built["request_id"]
     assert first["request_id"].startswith("req-")
     for fields in (first, second):
