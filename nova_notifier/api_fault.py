@@ -5,6 +5,8 @@ Owns ``[notifications] notify_on_api_faults``.
 
 from __future__ import annotations
 
+import random
+import uuid
 from typing import Any
 
 from oslo_config import cfg
@@ -38,6 +40,14 @@ class _AdminContext(oslo_context.RequestContext):
         return None
 
 
+def _request_id() -> str:
+    """``req-<uuid4>`` as oslo.context makes one, from ``random`` rather
+    than ``os.urandom``: urandom releases the GIL, and in background mode
+    the sender thread then holds the request up until it lets go (a request
+    id must be unique, not unguessable; ``random`` is reseeded at fork)."""
+    return f"req-{uuid.UUID(int=random.getrandbits(128), version=4)}"
+
+
 class _AdminFields:
     """What an admin ``RequestContext`` gives the wire (``to_dict()``), built
     from one taken at first use with a fresh ``request_id`` each time:
@@ -52,7 +62,7 @@ class _AdminFields:
         if template is None:
             template = _AdminContext(is_admin=True, overwrite=False).to_dict()
             _AdminFields._template = template
-        self._values = {**template, "request_id": oslo_context.generate_request_id()}
+        self._values = {**template, "request_id": _request_id()}
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self._values)

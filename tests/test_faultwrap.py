@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import uuid
 
 import pytest
 import webob
@@ -501,6 +502,7 @@ def test_admin_context_fields_are_an_admin_request_contexts():
     assert current is None
     assert first["request_id"] != second["request_id"] != built["request_id"]
     assert first["request_id"].startswith("req-")
+    assert uuid.UUID(first["request_id"][4:]).version == 4
     for fields in (first, second):
         assert {**fields, "request_id": None} == {**built, "request_id": None}
 
