@@ -10,6 +10,8 @@ from typing import Any
 from oslo_context import context as oslo_context
 
 from nova_notifier import lifecycle, notifier, payload
+from nova_notifier._direct import message_id
+from nova_notifier._log import describe
 from nova_notifier.serializer import WirePayload, to_wire
 
 EVENT_TYPE = "api.fault"
@@ -27,12 +29,33 @@ class _AdminContext(oslo_context.RequestContext):
         return None
 
 
+def _request_id() -> str:
+    """``req-<uuid4>`` as oslo.context makes one, from the library's own
+    id generator rather than ``os.urandom``: urandom releases the GIL, and
+    in background mode the sender thread then holds the request up (the
+    id must be unique, not unguessable)."""
+    return f"req-{message_id()}"
+
+
+_ADMIN: dict[str, Any] = {}
+
+
+def _admin_fields() -> notifier.WireContext:
+    """What an admin ``RequestContext`` gives the wire, with a fresh
+    ``request_id``: built from one taken at first use, as building a
+    ``RequestContext`` per fault costs more than the rest of the payload."""
+    if not _ADMIN:
+        _ADMIN.update(
+            notifier.wire_context(_AdminContext(is_admin=True, overwrite=False))
+        )
+    return notifier.WireContext(_ADMIN, request_id=_request_id())
+
+
 def current_context() -> Any:
-    """The calling thread's oslo.context ``RequestContext``, else an admin one."""
+    """The calling thread's oslo.context ``RequestContext``, else the fields
+    of an admin one (a fresh ``request_id`` each call; never made current)."""
     ctxt = oslo_context.get_current()
-    if ctxt is None:
-        ctxt = _AdminContext(is_admin=True, overwrite=False)
-    return ctxt
+    return _admin_fields() if ctxt is None else ctxt
 
 
 def enabled() -> bool:
@@ -50,20 +73,24 @@ def send_api_fault(url: str, status: int, exception: BaseException | str) -> Non
     text. The context is the thread's current ``RequestContext`` or an admin
     one. Never raises.
     """
-    with lifecycle.dropping(EVENT_TYPE):
-        if not enabled():
-            return
-        text = (
-            to_wire(exception, screen=True)
-            if isinstance(exception, str)
-            else payload.exception_text(exception)
-        )
-        body = WirePayload(
-            url=to_wire(url, screen=True),
-            status=_status(status),
-            exception=text,
-        )
-        notifier.get_notifier("api").error(current_context(), EVENT_TYPE, body)
+    try:
+        if enabled():
+            _emit(url, status, exception)
+    except Exception as exc:  # what lifecycle.dropping() does, without its cost
+        lifecycle.record_drop(EVENT_TYPE, describe(exc))
+
+
+def _emit(url: str, status: int, exception: BaseException | str) -> None:
+    """``send_api_fault`` once it is known to be enabled (may raise)."""
+    text = (
+        to_wire(exception, screen=True)
+        if isinstance(exception, str)
+        else payload.exception_text(exception)
+    )
+    body = WirePayload(
+        url=to_wire(url, screen=True), status=_status(status), exception=text
+    )
+    notifier.get_notifier("api").error(current_context(), EVENT_TYPE, body)
 
 
 def _status(status: Any) -> int:

@@ -145,12 +145,51 @@ def fault_response(exc: BaseException) -> tuple[str, list[tuple[str, str]], byte
     return f"{code} {error_cls.title}", headers, body
 
 
+# What webob's url_quote(..., PATH_SAFE) leaves as it is.
+_UNQUOTED_PATH = re.compile(r"[A-Za-z0-9_.~/!$&'()*+,;=:@-]*")
+
+
+def _plain_url(environ: dict[str, Any]) -> str | None:
+    """``webob.Request(environ).url`` built directly, when the path needs no
+    quoting and every part is text; None otherwise (webob builds it)."""
+    scheme = environ.get("wsgi.url_scheme")
+    script = environ.get("SCRIPT_NAME", "")
+    path = environ.get("PATH_INFO", "")
+    query = environ.get("QUERY_STRING")
+    host = environ.get("HTTP_HOST")
+    port: Any = None
+    if host is None:
+        host = environ.get("SERVER_NAME")
+        port = environ.get("SERVER_PORT")
+    elif type(host) is str and ":" in host and host[-1] != "]":
+        host, port = host.rsplit(":", 1)
+    if (
+        type(scheme) is not str
+        or type(host) is not str
+        or type(script) is not str
+        or type(path) is not str
+        or (port is not None and type(port) is not str)
+        or (query is not None and type(query) is not str)
+        or not _UNQUOTED_PATH.fullmatch(script)
+        or not _UNQUOTED_PATH.fullmatch(path)
+    ):
+        return None
+    if (scheme == "https" and port == "443") or (scheme == "http" and port == "80"):
+        port = None
+    url = f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+    url = f"{url}{script}{path}"
+    return f"{url}?{query}" if query else url
+
+
 def _url(environ: dict[str, Any]) -> str:
-    """The request's full URL (only built on the fault path).
+    """The request's full URL (only built on the fault path), as webob gives it.
 
     PEP 3333 lets ``PATH_INFO`` (and more) be absent; what is missing is
     taken as empty rather than failing.
     """
+    plain = _plain_url(environ)
+    if plain is not None:
+        return plain
     try:
         if "PATH_INFO" not in environ:
             environ = {**environ, "PATH_INFO": ""}

@@ -211,20 +211,32 @@ _CREDENTIAL_LIKE = re.compile(r"(?=[^\s]*\d)[^\s]{8,}|[^\s]{20,}")
 # starts (the lookbehinds) and is at most 64 characters long, and a masked
 # value is never read again, so a scan costs time in proportion to the text,
 # whatever the text is.
-_TEXT_RULES = re.compile(
+# The names are read possessively ({n,m}+): what follows a name (a quote,
+# "://", a blank, "=" or ":") is never part of one, so giving characters
+# back could not make a rule match; it only cost time.
+_RULES = (
     # scheme://user:PASSWORD@host[,user:PASSWORD@host...]
-    r"(?P<url>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://)"
+    r"(?P<url>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}+://)"
     # a PEM private key, whatever names it
     r"|(?P<pem>-----BEGIN (?:[A-Z0-9]{1,20} ){0,4}PRIVATE KEY-----)"
     # "key": "value", 'key' = 'value', \"key\": \"value\"
-    r"|(?P<q>\\?[\"'])(?P<qname>[A-Za-z_][\w.\-]{0,63})(?P=q)\s{0,8}[:=]\s{0,8}"
+    r"|(?P<q>\\?[\"'])(?P<qname>[A-Za-z_][\w.\-]{0,63}+)(?P=q)\s{0,8}[:=]\s{0,8}"
     # Authorization: Bearer abc, Cookie: a=b; c=d (to the end of the value)
     r"|(?<![\w.\-])(?P<hname>(?i:(?:proxy[-_]?)?authorization|(?:set[-_]?)?cookie))"
     r"[ \t]{0,8}[:=][ \t]{0,8}"
     # --key value, --key=value
-    r"|(?<![\w\-])--(?P<cname>[A-Za-z][\w\-]{0,63})(?P<csep>[ \t]{1,8}|=)"
+    r"|(?<![\w\-])--(?P<cname>[A-Za-z][\w\-]{0,63}+)(?P<csep>[ \t]{1,8}|=)"
     # key=value, key: value (also ?key=value&...)
-    r"|(?<![\w.\-])(?P<aname>[A-Za-z_][\w.\-]{0,63})[ \t]{0,8}(?P<asep>[=:])[ \t]{0,8}"
+    r"|(?<![\w.\-])(?P<aname>[A-Za-z_][\w.\-]{0,63}+)[ \t]{0,8}(?P<asep>[=:])[ \t]{0,8}"
+)
+# What every match starts with, tested before the six rules are tried at
+# a position (most of the cost of a scan): a quote or backslash (quoted
+# names), "--" (options, PEM keys), or a letter or "_" that no letter, digit,
+# "." or "-" precedes (URLs, header names and assigned names: all three
+# lookbehinds exclude those). U+017F, the long s, is an "s" to the
+# case-blind header names.
+_TEXT_RULES = re.compile(
+    r"(?=(?<![A-Za-z0-9.\-])[A-Za-z_\u017f]|[\\\"']|--)(?:" + _RULES + ")"
 )
 # Where a "name: value" is a field, not prose: at the start of the text or a
 # line, or after an opening bracket, a comma, a semicolon or a quote.
@@ -279,6 +291,11 @@ def _pem_end(text: str, pos: int) -> int:
     return len(text) if end is None else end.start()
 
 
+# Where a URL's authority cannot reach: a blank (\s is str.isspace()), a
+# quote or an angle bracket.
+_AUTHORITY_STOP = re.compile(r"[\s\"'<>]")
+
+
 def _url_secrets(text: str, start: int) -> tuple[int, str] | None:
     """The userinfo passwords of the URL whose authority starts at ``start``:
     where the authority ends and its masked text, or None when it has none.
@@ -287,10 +304,9 @@ def _url_secrets(text: str, start: int) -> tuple[int, str] | None:
     ``@`` (a password may hold ``/`` or ``@``); several hosts may be listed
     with commas (``amqp://u:p1@h1,u:p2@h2/``).
     """
-    limit = start
     n = min(len(text), start + 4096)
-    while limit < n and not text[limit].isspace() and text[limit] not in "\"'<>":
-        limit += 1
+    stop = _AUTHORITY_STOP.search(text, start, n)
+    limit = n if stop is None else stop.start()
     at = text.rfind("@", start, limit)
     if at < 0:
         return None

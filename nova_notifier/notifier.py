@@ -44,6 +44,16 @@ def _as_text(value: Any) -> str:
 _OSLO_TO_DICT = oslo_context.RequestContext.to_dict
 
 
+class WireContext(dict[str, Any]):
+    """A context already reduced to what goes on the wire (JSON-safe, no
+    credentials): :func:`wire_context` copies it as it is."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self)
+
+
 def _context_value(value: Any) -> Any:
     kind = type(value)
     if kind is str:
@@ -149,6 +159,8 @@ def wire_context(ctxt: Any) -> dict[str, Any]:
     """
     if ctxt is None or type(ctxt) is dict:
         return {}
+    if type(ctxt) is WireContext:
+        return dict(ctxt)
     if getattr(type(ctxt), "to_dict", None) is _OSLO_TO_DICT and "to_dict" not in (
         getattr(ctxt, "__dict__", None) or ()
     ):

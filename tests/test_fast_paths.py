@@ -422,3 +422,15 @@ def test_a_callers_own_notifier_works_before_init() -> None:
     [(event_type, body)] = recorder.sent
     assert event_type == "compute.instance.create.end"
     assert body["instance_id"] == "u1" and body["image_ref_url"] == ""
+
+
+def test_a_wire_context_goes_out_as_it_is_and_a_plain_dict_as_none() -> None:
+    ready = notifier.WireContext(user="u", request_id="req-1")
+    wire = notifier.wire_context(ready)
+    assert wire == {"user": "u", "request_id": "req-1"} and wire is not ready
+    assert notifier.wire_context({"user": "u", "auth_token": SECRET}) == {}
+
+    class Mine(dict):  # any other dict: no context, as oslo.messaging sends it
+        pass
+
+    assert notifier.wire_context(Mine(user="u")) == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import uuid
 
 import pytest
 import webob
@@ -487,3 +488,72 @@ def test_api_fault_through_rabbitmq(broker_env):
     }
     assert by_status[409].ctxt["is_admin"] is True
     assert SECRET not in json.dumps([g.payload for g in got])
+
+
+def test_admin_context_fields_are_an_admin_request_contexts():
+    def fields():  # in a fresh thread: no current context there
+        built = api_fault_mod._AdminContext(is_admin=True, overwrite=False)
+        first = notifier_mod.wire_context(api_fault_mod.current_context())
+        second = notifier_mod.wire_context(api_fault_mod.current_context())
+        wire = notifier_mod.wire_context(built)
+        return wire, first, second, oslo_context.get_current()
+
+    built, first, second, current = run_in_thread(fields)
+
+    assert current is None
+    assert first["request_id"] != second["request_id"] != built["request_id"]
+    assert first["request_id"].startswith("req-")
+    assert uuid.UUID(first["request_id"][4:]).version == 4
+    for fields in (first, second):
+        assert {**fields, "request_id": None} == {**built, "request_id": None}
+
+
+# (environ changes, why): _plain_url builds what webob builds, or hands over.
+_URL_ENVIRONS = [
+    ({}, "plain"),
+    ({"QUERY_STRING": "token=abc&detail=1"}, "query"),
+    ({"QUERY_STRING": ""}, "empty query"),
+    ({"HTTP_HOST": "api:80"}, "default http port"),
+    ({"HTTP_HOST": "api:443", "wsgi.url_scheme": "https"}, "default https port"),
+    ({"HTTP_HOST": "api:443"}, "https port over http"),
+    ({"HTTP_HOST": "[::1]"}, "ipv6 host"),
+    ({"HTTP_HOST": "[::1]:8774"}, "ipv6 host and port"),
+    ({"HTTP_HOST": "api:"}, "empty port"),
+    ({"HTTP_HOST": None, "SERVER_NAME": "srv", "SERVER_PORT": "8774"}, "no host"),
+    ({"HTTP_HOST": None, "SERVER_NAME": "srv", "SERVER_PORT": "80"}, "no host, 80"),
+    ({"SCRIPT_NAME": "/compute", "PATH_INFO": "/v2.1/x"}, "script name"),
+    ({"PATH_INFO": None}, "no path"),
+    ({"PATH_INFO": "/a b/%2F/caf\xc3\xa9"}, "quoted path"),
+    ({"PATH_INFO": "/v2.1/servers/x;a=b:c@d~e!$&'()*+,"}, "path-safe characters"),
+    ({"SCRIPT_NAME": "/\xe9"}, "non-ascii script name"),
+    ({"HTTP_HOST": b"api"}, "host in bytes"),
+    ({"wsgi.url_scheme": None}, "no scheme"),
+]
+
+
+@pytest.mark.parametrize(
+    "changes", [c for c, _ in _URL_ENVIRONS], ids=[i for _, i in _URL_ENVIRONS]
+)
+def test_fault_url_is_webobs(changes):
+    environ = webob.Request.blank("/v2.1/servers/srv-1").environ
+    environ.update(changes)
+    for key in [key for key, value in changes.items() if value is None]:
+        del environ[key]
+    try:
+        expected = webob.Request(
+            {"PATH_INFO": "", **environ} if "PATH_INFO" not in environ else environ
+        ).url
+    except Exception:
+        expected = None
+    plain = faultwrap._plain_url(environ)
+
+    assert plain is None or plain == expected
+    slow = (
+        "%" in environ.get("PATH_INFO", "")
+        or "\xe9" in environ["SCRIPT_NAME"]
+        or not isinstance(environ.get("HTTP_HOST", ""), str)
+        or not environ.get("wsgi.url_scheme")
+    )
+    assert (plain is None) == slow  # quoting, bytes, no scheme: webob builds it
+    if expected is not None:
+        assert faultwrap._url(environ) == expected
