@@ -22,6 +22,7 @@ sender and the spool. Three modes:
 from __future__ import annotations
 
 import collections
+import datetime
 import fcntl
 import json
 import logging
@@ -29,7 +30,6 @@ import os
 import queue
 import threading
 import time
-import uuid
 import weakref
 from typing import Any
 
@@ -155,16 +155,78 @@ def check(conf: cfg.ConfigOpts) -> None:
         )
 
 
+def _message_id(hex_id: str) -> str:
+    """``str(uuid.uuid4())`` of the id ``unique_ids`` gave as hex."""
+    return f"{hex_id[:8]}-{hex_id[8:12]}-{hex_id[12:16]}-{hex_id[16:20]}-{hex_id[20:]}"
+
+
+def _timestamp(created: float) -> str:
+    """``str(timeutils.utcnow())`` at the moment ``time.time()`` said ``created``."""
+    return str(
+        datetime.datetime.fromtimestamp(created, datetime.timezone.utc).replace(
+            tzinfo=None
+        )
+    )
+
+
+def _stamp() -> str | None:
+    """The timestamp text of a time oslo.utils was told to fake (tests
+    do), else None: the sender formats the emit call's ``time.time()``."""
+    return str(timeutils.utcnow()) if timeutils._override_time else None
+
+
+def _message(
+    message_id: str,
+    publisher_id: str,
+    event_type: str,
+    payload: Any,
+    priority: str,
+    timestamp: str,
+) -> dict[str, Any]:
+    """The wire message, its keys in the order oslo.messaging sends them."""
+    priority = priority.lower()
+    return {
+        "message_id": message_id,
+        "publisher_id": publisher_id,
+        "event_type": event_type,
+        "priority": _WIRE_PRIORITY.get(priority, priority.upper()),
+        "payload": payload,
+        "timestamp": timestamp,
+    }
+
+
+class _Ids:
+    """uuid4 texts, made a few hundred at a time (one read of os.urandom)."""
+
+    def __init__(self) -> None:
+        self._pool: list[str] = []
+        self._pid = 0  # a forked child must not reuse its parent's ids
+
+    def take(self) -> str:
+        try:
+            if self._pid == os.getpid():
+                return self._pool.pop()
+        except IndexError:  # used up (perhaps by another emitting thread)
+            pass
+        pool = rabbit_batch.unique_ids(256)
+        value = pool.pop()
+        self._pool, self._pid = pool, os.getpid()
+        return value
+
+
 class _Unit:
     """One message to one topic: what the broker confirms or refuses."""
 
-    __slots__ = ("attempts", "created", "item", "key", "topic")
+    __slots__ = ("attempts", "created", "index", "item", "key", "topic")
 
-    def __init__(self, key: Any, created: float, item: dict[str, Any], topic: str):
+    def __init__(
+        self, key: Any, created: float, item: dict[str, Any], index: int
+    ) -> None:
         self.key = key
         self.created = created
         self.item = item
-        self.topic = topic
+        self.index = index  # in item["topics"]
+        self.topic = item["topics"][index]
         self.attempts = 0
 
     @property
@@ -172,27 +234,48 @@ class _Unit:
         return f"{self.topic}.{self.item['message']['priority'].lower()}"
 
 
+# What an emit call queues in background mode: (time.time(), its
+# timestamp text when oslo.utils fakes the time, publisher_id, ctxt,
+# event_type, payload, priority). The sender makes the wire message of it.
+_Entry = tuple[float, "str | None", str, dict[str, Any], str, Any, str]
+
+
 class _MemorySource:
-    """A bounded FIFO in memory."""
+    """A bounded FIFO in memory of what the emit calls handed over as they
+    got it; the sender adds the message_id and the timestamp text."""
 
-    def __init__(self, size: int) -> None:
-        self._queue: queue.SimpleQueue[tuple[float, dict[str, Any]]] = (
-            queue.SimpleQueue()
-        )
-        self._size = size
-
-    def put(self, item: dict[str, Any]) -> str | None:
-        """Queue ``item``; None, or why it was not queued."""
-        if self._queue.qsize() >= self._size:
-            return "the delivery queue is full"
-        self._queue.put((time.time(), item))
-        return None
+    def __init__(self, size: int, topics: list[str], version: float) -> None:
+        self._queue: queue.SimpleQueue[_Entry] = queue.SimpleQueue()
+        self.qsize = self._queue.qsize
+        self.append = self._queue.put
+        self.size = size
+        self._topics = topics
+        self._version = version
+        self._ids = _Ids()
 
     def take(self, timeout: float) -> tuple[Any, float, dict[str, Any]] | None:
         try:
-            created, item = self._queue.get(timeout=timeout)
+            created, stamp, publisher_id, ctxt, event_type, payload, priority = (
+                self._queue.get(timeout=timeout)
+                if timeout
+                else self._queue.get_nowait()
+            )
         except queue.Empty:
             return None
+        message = _message(
+            _message_id(self._ids.take()),
+            publisher_id,
+            event_type,
+            payload,
+            priority,
+            _timestamp(created) if stamp is None else stamp,
+        )
+        item = {
+            "ctxt": ctxt,
+            "message": message,
+            "topics": self._topics,
+            "version": self._version,
+        }
         return None, created, item
 
     def done(self, key: Any) -> None:
@@ -535,8 +618,12 @@ class Delivery:
                 group.spool_max_bytes,
             )
             if self.mode == SPOOL
-            else _MemorySource(group.queue_size)
+            else _MemorySource(group.queue_size, self._topics, self._version)
         )
+        self._memory = self._source if isinstance(self._source, _MemorySource) else None
+        self._ids = _Ids()
+        # Taken and encoded while the broker confirmed the batch before.
+        self._prefetched: list[tuple[Any, float, dict[str, Any]]] = []
         self._in_flight_since: float | None = None
         self._aborted_in_flight = 0
         self._in_flight_count = 0
@@ -570,16 +657,39 @@ class Delivery:
         payload: Any,
         priority: str,
     ) -> None:
-        """Queue one notification; raises only on a payload that cannot be built."""
-        priority = priority.lower()
-        message = {
-            "message_id": str(uuid.uuid4()),
-            "publisher_id": publisher_id,
-            "event_type": event_type,
-            "priority": _WIRE_PRIORITY.get(priority, priority.upper()),
-            "payload": sanitize(payload),
-            "timestamp": str(timeutils.utcnow()),
-        }
+        """Queue one notification; raises only on a payload that cannot be built.
+
+        Background mode: the payload is copied (``sanitize``; the caller may
+        change its own afterwards) and queued with the time; the sender
+        makes the wire message (message_id, timestamp text, JSON).
+        """
+        memory = self._memory
+        if memory is not None:
+            if memory.qsize() >= memory.size:
+                self._dropped(event_type, "the delivery queue is full")
+                return
+            memory.append(
+                (
+                    time.time(),
+                    _stamp(),
+                    publisher_id,
+                    ctxt,
+                    event_type,
+                    sanitize(payload),
+                    priority,
+                )
+            )
+            self._stats["queued"] += 1
+            return
+        assert isinstance(self._source, _SpoolSource)
+        message = _message(
+            _message_id(self._ids.take()),
+            publisher_id,
+            event_type,
+            sanitize(payload),
+            priority,
+            _stamp() or _timestamp(time.time()),
+        )
         item = {
             "ctxt": ctxt,
             "message": message,
@@ -616,11 +726,14 @@ class Delivery:
             if batcher is not None and unit.item["version"] == 2.0
         ]
         if batcher is not None and rabbit:
+            chosen = [units[index] for index in rabbit]
             outcome = batcher.publish(
                 [
                     (unit.routing_key, unit.item["ctxt"], unit.item["message"])
-                    for unit in (units[index] for index in rabbit)
-                ]
+                    for unit in chosen
+                ],
+                [self._bodies(unit.item)[unit.index] for unit in chosen],
+                idle=self._prefetch,
             )
             result.acked |= {rabbit[i] for i in outcome.acked}
             result.refused.update({rabbit[i]: r for i, r in outcome.refused.items()})
@@ -668,17 +781,47 @@ class Delivery:
             except Exception as exc:  # closing a dead connection may fail too
                 LOG.debug("nova_notifier: emptying the connection pool: %s", exc)
 
-    def _take_batch(self) -> list[tuple[Any, float, dict[str, Any]]]:
-        first = self._source.take(timeout=0.2)
-        if first is None:
-            return []
-        batch = [first]
+    def _bodies(self, item: dict[str, Any]) -> list[bytes]:
+        """The AMQP bodies of ``item``, one a topic, encoded once (a resend
+        sends the same bytes, ``_unique_id`` included)."""
+        bodies: list[bytes] | None = item.get("_bodies")
+        if bodies is None:
+            ctxt, message = item["ctxt"], item["message"]
+            bodies = item["_bodies"] = [
+                rabbit_batch.encode(ctxt, message, self._ids.take())
+                for _ in item["topics"]
+            ]
+        return bodies
+
+    def _fill(
+        self, batch: list[tuple[Any, float, dict[str, Any]]]
+    ) -> list[tuple[Any, float, dict[str, Any]]]:
+        """Add to ``batch`` what the source has at once, up to a batch."""
         while len(batch) < self._batch_size:
             more = self._source.take(timeout=0)
             if more is None:
                 break
             batch.append(more)
         return batch
+
+    def _take_batch(self) -> list[tuple[Any, float, dict[str, Any]]]:
+        batch, self._prefetched = self._prefetched, []
+        if not batch:
+            first = self._source.take(timeout=0.2)
+            if first is None:
+                return []
+            batch = [first]
+        return self._fill(batch)
+
+    def _prefetch(self) -> None:
+        """While the broker confirms a batch: take the next one and encode
+        it, so it goes out as soon as this one is settled."""
+        if self._prefetched or self._abort.is_set():
+            return
+        batch = self._prefetched = self._fill([])
+        for _, _, item in batch:
+            if item["version"] == 2.0:
+                self._bodies(item)
 
     def _run(self) -> None:
         """The sender thread: deliver, and survive anything unexpected."""
@@ -690,6 +833,8 @@ class Delivery:
                 except Exception:
                     LOG.exception("nova_notifier: sender error; restarting in 1 s")
                     self._stats["retried"] += 1
+                    if self.mode == SPOOL:
+                        self._prefetched = []  # read again after the rewind
                     self._source.rewind()
                     if self._abort.wait(1.0):
                         return
@@ -729,9 +874,9 @@ class Delivery:
         next refusal can.
         """
         units = [
-            _Unit(key, created, item, topic)
+            _Unit(key, created, item, index)
             for key, created, item in batch
-            for topic in item["topics"]
+            for index in range(len(item["topics"]))
         ]
         refused_items: set[int] = set()
         backoff = 0.1
@@ -838,7 +983,7 @@ class Delivery:
         in_flight = self._in_flight_since
         backlog = self._source.backlog()
         if self.mode != SPOOL:  # spool rows stay counted until delivered
-            backlog += self._in_flight_count
+            backlog += self._in_flight_count + len(self._prefetched)
         oldest = in_flight if in_flight is not None else self._source.oldest()
         age = 0.0 if oldest is None else max(0.0, time.time() - oldest)
         return {"backlog": backlog, "oldest_undelivered_age": round(age, 3)}
@@ -870,7 +1015,8 @@ class Delivery:
     def _close_source(self) -> None:
         left = self._source.close()
         if self.mode != SPOOL:
-            left += self._aborted_in_flight  # the batch still being retried
+            # the batch still being retried, and the next one taken already
+            left += self._aborted_in_flight + len(self._prefetched)
         if left:
             if self.mode == SPOOL:
                 LOG.warning(
