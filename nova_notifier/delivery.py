@@ -195,6 +195,17 @@ def _message(
     }
 
 
+# The sender's loops over a batch (taking, building, encoding: some 10-20
+# us a message, all holding the GIL) stop every _YIELD_EVERY messages for
+# an emitter inside a spool insert (which let go of the GIL and wants it
+# back), and every _SLEEP_EVERY messages sleep(0) for any other thread:
+# without it a thread that wants the GIL waits for the interpreter's
+# switch interval (5 ms) whenever the sender is busy. (sleep(0) costs
+# some 80 us on a VM, hence not after every message.)
+_YIELD_EVERY = 4
+_SLEEP_EVERY = 16
+
+
 class _Ids:
     """uuid4 texts, made a few hundred at a time (one read of os.urandom)."""
 
@@ -252,6 +263,11 @@ class _MemorySource:
         self._topics = topics
         self._version = version
         self._ids = _Ids()
+
+    @staticmethod
+    def wait_for_emitters() -> bool:
+        """An emitter never waits inside ``append``: nothing to wait for."""
+        return False
 
     def take(self, timeout: float) -> tuple[Any, float, dict[str, Any]] | None:
         try:
@@ -317,6 +333,7 @@ def _before_fork() -> None:
     # the parent closes its connections now and reopens them after.
     for spool in list(_SPOOLS):
         spool._lock.acquire()
+        spool._read_lock.acquire()
         _HELD.append(spool)
         spool._close_for_fork()
 
@@ -328,6 +345,7 @@ def _after_fork_in_parent() -> None:
         try:
             spool._reopen_after_fork()
         finally:
+            spool._read_lock.release()
             spool._lock.release()
 
 
@@ -335,6 +353,7 @@ def _after_fork_in_child() -> None:
     _HELD.clear()
     for spool in list(_SPOOLS):
         spool._lock = threading.Lock()
+        spool._read_lock = threading.Lock()
         spool.forget_after_fork()
 
 
@@ -348,9 +367,13 @@ os.register_at_fork(
 class _SpoolSource:
     """A FIFO in a SQLite file (WAL): written by emitters, read by one sender.
 
-    One connection serves both sides under one lock, so the process never
-    waits on SQLite's own busy handler. Delivered rows are deleted in small
-    batches (a crash in between only means a duplicate on replay). Several
+    Every write of the process (the emitters' inserts, the sender's
+    deletes) goes through one connection under one lock, so the process
+    never waits on SQLite's own busy handler (which sleeps a millisecond
+    and more); the sender reads, and checkpoints the WAL, on a connection
+    of its own outside that lock, so an emitter waits at most for one
+    short delete. Delivered rows are deleted in small batches, as ranges
+    of seq (a crash in between only means a duplicate on replay). Several
     processes may write one spool; an ``flock`` on ``<spool_path>.lock``
     lets one sender at a time read it, so no message is sent by two. The
     files are created mode 0600. Each row keeps the topics and envelope
@@ -359,6 +382,9 @@ class _SpoolSource:
     """
 
     _DELETE_BATCH = 64
+    # Rows deleted between two checkpoints by the sender: each row's insert
+    # and delete write a few KB to the WAL, 1000 pages hold about 4 MB.
+    _CHECKPOINT_ROWS = 384
 
     def __init__(
         self,
@@ -372,8 +398,14 @@ class _SpoolSource:
         self._sync = sync
         self._lock = threading.Lock()
         self._db: Any = spool_db.connect(path, sync)
+        # The sender's reads and checkpoints (and status()), opened on use.
+        self._read_lock = threading.Lock()
+        self._reader: Any = None
         self._closed_for_fork = False
+        self._topics = topics
         self._topics_json = json.dumps(topics)
+        self._in_put: list[None] = []  # one entry an emitter inside put()
+        self._put_done = threading.Event()
         self._version = version
         self._max_bytes = max_bytes
         self._page_size: int | None = None
@@ -383,23 +415,48 @@ class _SpoolSource:
         self._batch: collections.deque[tuple[int, float, str, str | None, Any]] = (
             collections.deque()
         )
-        self._delivered: list[tuple[int]] = []
+        self._delivered: list[int] = []
+        self._deleted = 0  # rows deleted since the last checkpoint
         self._wake = threading.Event()
         _SPOOLS.add(self)
 
     def put(self, item: dict[str, Any]) -> str | None:
         """Write ``item`` to the spool; None, or why it was not written."""
-        record = json.dumps({"ctxt": item["ctxt"], "message": item["message"]})
-        with self._lock:
-            if self._max_bytes and self._full(len(record)):
-                return f"the spool is full (spool_max_bytes = {self._max_bytes})"
-            self._db.execute(
-                "INSERT INTO spool (created, record, topics, version) "
-                "VALUES (?, ?, ?, ?)",
-                (time.time(), record, json.dumps(item["topics"]), item["version"]),
-            )
+        self._in_put.append(None)  # the sender lets go of the GIL meanwhile
+        try:
+            record = json.dumps({"ctxt": item["ctxt"], "message": item["message"]})
+            topics = item["topics"]
+            with self._lock:
+                if self._max_bytes and self._full(len(record)):
+                    return f"the spool is full (spool_max_bytes = {self._max_bytes})"
+                self._db.execute(
+                    "INSERT INTO spool (created, record, topics, version) "
+                    "VALUES (?, ?, ?, ?)",
+                    (
+                        time.time(),
+                        record,
+                        self._topics_json
+                        if topics is self._topics
+                        else json.dumps(topics),
+                        item["version"],
+                    ),
+                )
+        finally:
+            self._in_put.pop()
+            self._put_done.set()
         self._wake.set()
         return None
+
+    def wait_for_emitters(self) -> bool:
+        """Called by the sender between messages: when an emitter is inside
+        put() (its insert let go of the GIL, and it wants it back), wait
+        for it to finish (True), so it does not wait for the sender."""
+        if self._in_put:
+            self._put_done.clear()
+            if self._in_put:
+                self._put_done.wait(0.002)
+                return True
+        return False
 
     def _full(self, size: int) -> bool:
         """Whether a record of ``size`` bytes would go over ``spool_max_bytes``.
@@ -445,12 +502,16 @@ class _SpoolSource:
             if not self._claim(timeout):
                 return None
             self._flush_deletes()
-            with self._lock:
-                rows = self._db.execute(
-                    "SELECT seq, created, record, topics, version FROM spool "
-                    "WHERE seq > ? ORDER BY seq LIMIT 256",
-                    (self._cursor,),
-                ).fetchall()
+            with self._read_lock:
+                rows = (
+                    self._read()
+                    .execute(
+                        "SELECT seq, created, record, topics, version FROM spool "
+                        "WHERE seq > ? ORDER BY seq LIMIT 256",
+                        (self._cursor,),
+                    )
+                    .fetchall()
+                )
             if not rows:
                 # Other processes write without waking us: poll this often.
                 self._wake.wait(timeout)
@@ -460,9 +521,19 @@ class _SpoolSource:
             self._cursor = rows[-1][0]
         seq, created, record, topics, version = self._batch.popleft()
         item = json.loads(record)
-        item["topics"] = json.loads(topics or self._topics_json)
+        item["topics"] = (
+            self._topics
+            if topics is None or topics == self._topics_json
+            else json.loads(topics)
+        )
         item["version"] = self._version if version is None else float(version)
         return seq, created, item
+
+    def _read(self) -> Any:
+        """The reading connection (``_read_lock`` held), opened on first use."""
+        if self._reader is None:
+            self._reader = spool_db.connect(self.path, self._sync)
+        return self._reader
 
     def rewind(self) -> None:
         """Read again from the oldest row still in the spool (after an error)."""
@@ -470,15 +541,18 @@ class _SpoolSource:
         self._cursor = 0
 
     def _close_for_fork(self) -> None:
-        """Before a fork (lock held): close the SQLite connection."""
-        if self._db is None:
-            return
-        try:
-            self._db.close()
-        except Exception as exc:  # still fork; the parent reopens below
-            LOG.warning("nova_notifier: closing the spool before a fork: %s", exc)
-        self._db = None
-        self._closed_for_fork = True
+        """Before a fork (locks held): close the SQLite connections."""
+        reader, self._reader = self._reader, None
+        for db in (reader, self._db):
+            if db is None:
+                continue
+            try:
+                db.close()
+            except Exception as exc:  # still fork; the parent reopens below
+                LOG.warning("nova_notifier: closing the spool before a fork: %s", exc)
+        if self._db is not None:
+            self._db = None
+            self._closed_for_fork = True
 
     def _reopen_after_fork(self) -> None:
         """In the parent after a fork (lock held): open the connection again."""
@@ -494,13 +568,14 @@ class _SpoolSource:
         A child that sends opens the spool again.
         """
         self._db = None
+        self._reader = None
         self._closed_for_fork = False
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
 
     def done(self, key: Any) -> None:
-        self._delivered.append((key,))
+        self._delivered.append(key)
         if len(self._delivered) >= self._DELETE_BATCH:
             self._flush_deletes()
 
@@ -520,46 +595,73 @@ class _SpoolSource:
         return True
 
     def _flush_deletes(self) -> None:
-        if self._delivered:
-            with self._lock:
-                # One transaction for the batch: one commit (and, with
-                # spool_sync = full, one fsync) instead of one per row,
-                # under the lock the emitters wait on.
-                self._db.execute("BEGIN")
-                try:
-                    self._db.executemany(
-                        "DELETE FROM spool WHERE seq = ?", self._delivered
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            self._delivered = []
+        if not self._delivered:
+            return
+        # Runs of consecutive seq, each delivered: one range each.
+        ranges: list[list[int]] = []
+        for seq in sorted(self._delivered):
+            if ranges and seq == ranges[-1][1] + 1:
+                ranges[-1][1] = seq
+            else:
+                ranges.append([seq, seq])
+        with self._lock:
+            # One transaction for the batch: one commit (and, with
+            # spool_sync = full, one fsync) instead of one per row,
+            # under the lock the emitters wait on.
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "DELETE FROM spool WHERE seq BETWEEN ? AND ?", ranges
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        self._deleted += len(self._delivered)
+        self._delivered = []
+        if self._deleted >= self._CHECKPOINT_ROWS:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database, outside the emitters' lock.
+
+        Often enough that an emitter's commit never finds the WAL at
+        SQLite's auto-checkpoint length (1000 pages) and checkpoints it
+        itself: milliseconds of I/O and fsync inside an emit call.
+        """
+        self._deleted = 0
+        with self._read_lock:
+            self._read().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def backlog(self) -> int:
         # Rows leave in order, so the live ones are (nearly) one seq range:
         # two index lookups instead of a scan under the emitters' lock.
-        with self._lock:
-            low, high = self._db.execute(
-                "SELECT MIN(seq), MAX(seq) FROM spool"
-            ).fetchone()
+        with self._read_lock:
+            low, high = (
+                self._read().execute("SELECT MIN(seq), MAX(seq) FROM spool").fetchone()
+            )
         if low is None:
             return 0
         return max(0, int(high) - int(low) + 1 - len(self._delivered))
 
     def oldest(self) -> float | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT created FROM spool ORDER BY seq LIMIT 1"
-            ).fetchone()
+        with self._read_lock:
+            row = (
+                self._read()
+                .execute("SELECT created FROM spool ORDER BY seq LIMIT 1")
+                .fetchone()
+            )
         return None if row is None else float(row[0])
 
     def close(self) -> int:
         self._flush_deletes()
         left = self.backlog()
-        with self._lock:
+        with self._lock, self._read_lock:
             _SPOOLS.discard(self)
             self._db.close()
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -622,6 +724,7 @@ class Delivery:
         )
         self._memory = self._source if isinstance(self._source, _MemorySource) else None
         self._ids = _Ids()
+        self._breaths = 0
         # Taken and encoded while the broker confirmed the batch before.
         self._prefetched: list[tuple[Any, float, dict[str, Any]]] = []
         self._in_flight_since: float | None = None
@@ -732,7 +835,7 @@ class Delivery:
                     (unit.routing_key, unit.item["ctxt"], unit.item["message"])
                     for unit in chosen
                 ],
-                [self._bodies(unit.item)[unit.index] for unit in chosen],
+                self._encode(chosen),
                 idle=self._prefetch,
             )
             result.acked |= {rabbit[i] for i in outcome.acked}
@@ -781,16 +884,24 @@ class Delivery:
             except Exception as exc:  # closing a dead connection may fail too
                 LOG.debug("nova_notifier: emptying the connection pool: %s", exc)
 
-    def _bodies(self, item: dict[str, Any]) -> list[bytes]:
-        """The AMQP bodies of ``item``, one a topic, encoded once (a resend
-        sends the same bytes, ``_unique_id`` included)."""
-        bodies: list[bytes] | None = item.get("_bodies")
-        if bodies is None:
-            ctxt, message = item["ctxt"], item["message"]
-            bodies = item["_bodies"] = [
-                rabbit_batch.encode(ctxt, message, self._ids.take())
-                for _ in item["topics"]
-            ]
+    def _encode(self, units: list[_Unit]) -> list[bytes]:
+        """The AMQP body of each unit, encoded once an item (a resend sends
+        the same bytes, ``_unique_id`` included) and kept in the item."""
+        bodies = []
+        made = 0
+        for unit in units:
+            item = unit.item
+            encoded: list[bytes] | None = item.get("_bodies")
+            if encoded is None:
+                ctxt, message = item["ctxt"], item["message"]
+                encoded = item["_bodies"] = [
+                    rabbit_batch.encode(ctxt, message, self._ids.take())
+                    for _ in item["topics"]
+                ]
+                made += 1
+                if made % _YIELD_EVERY == 0:
+                    self._let_callers_run()
+            bodies.append(encoded[unit.index])
         return bodies
 
     def _fill(
@@ -802,6 +913,8 @@ class Delivery:
             if more is None:
                 break
             batch.append(more)
+            if len(batch) % _YIELD_EVERY == 0:
+                self._let_callers_run()
         return batch
 
     def _take_batch(self) -> list[tuple[Any, float, dict[str, Any]]]:
@@ -813,15 +926,28 @@ class Delivery:
             batch = [first]
         return self._fill(batch)
 
+    def _let_callers_run(self) -> None:
+        """Between messages (every _YIELD_EVERY): let other threads run."""
+        self._breaths += 1
+        if (
+            not self._source.wait_for_emitters()
+            and self._breaths % (_SLEEP_EVERY // _YIELD_EVERY) == 0
+        ):
+            time.sleep(0)  # lets go of the GIL for a moment
+
     def _prefetch(self) -> None:
         """While the broker confirms a batch: take the next one and encode
         it, so it goes out as soon as this one is settled."""
         if self._prefetched or self._abort.is_set():
             return
         batch = self._prefetched = self._fill([])
-        for _, _, item in batch:
-            if item["version"] == 2.0:
-                self._bodies(item)
+        self._encode(
+            [
+                _Unit(key, created, item, 0)
+                for key, created, item in batch
+                if item["version"] == 2.0 and item["topics"]
+            ]
+        )
 
     def _run(self) -> None:
         """The sender thread: deliver, and survive anything unexpected."""
