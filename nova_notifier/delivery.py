@@ -195,14 +195,13 @@ def _message(
     }
 
 
-# The sender's loops over a batch (taking, building, encoding: some 10-20
-# us a message, all holding the GIL) stop every _YIELD_EVERY messages for
+# The sender's loops over a batch (taking, building, encoding, framing:
+# some 10-20 us a message, all holding the GIL) stop after each message for
 # an emitter inside a spool insert (which let go of the GIL and wants it
 # back), and every _SLEEP_EVERY messages sleep(0) for any other thread:
 # without it a thread that wants the GIL waits for the interpreter's
 # switch interval (5 ms) whenever the sender is busy. (sleep(0) costs
 # some 80 us on a VM, hence not after every message.)
-_YIELD_EVERY = 4
 _SLEEP_EVERY = 16
 
 
@@ -397,14 +396,14 @@ class _SpoolSource:
         self.path = path
         self._sync = sync
         self._lock = threading.Lock()
-        self._db: Any = spool_db.connect(path, sync)
+        self._db: Any = self._connect_writer()
         # The sender's reads and checkpoints (and status()), opened on use.
         self._read_lock = threading.Lock()
         self._reader: Any = None
         self._closed_for_fork = False
         self._topics = topics
         self._topics_json = json.dumps(topics)
-        self._in_put: list[None] = []  # one entry an emitter inside put()
+        self._in_put: list[None] = []  # one entry an emit call under way
         self._put_done = threading.Event()
         self._version = version
         self._max_bytes = max_bytes
@@ -422,35 +421,37 @@ class _SpoolSource:
 
     def put(self, item: dict[str, Any]) -> str | None:
         """Write ``item`` to the spool; None, or why it was not written."""
-        self._in_put.append(None)  # the sender lets go of the GIL meanwhile
-        try:
-            record = json.dumps({"ctxt": item["ctxt"], "message": item["message"]})
-            topics = item["topics"]
-            with self._lock:
-                if self._max_bytes and self._full(len(record)):
-                    return f"the spool is full (spool_max_bytes = {self._max_bytes})"
-                self._db.execute(
-                    "INSERT INTO spool (created, record, topics, version) "
-                    "VALUES (?, ?, ?, ?)",
-                    (
-                        time.time(),
-                        record,
-                        self._topics_json
-                        if topics is self._topics
-                        else json.dumps(topics),
-                        item["version"],
-                    ),
-                )
-        finally:
-            self._in_put.pop()
-            self._put_done.set()
+        record = json.dumps({"ctxt": item["ctxt"], "message": item["message"]})
+        topics = item["topics"]
+        with self._lock:
+            if self._max_bytes and self._full(len(record)):
+                return f"the spool is full (spool_max_bytes = {self._max_bytes})"
+            self._db.execute(
+                "INSERT INTO spool (created, record, topics, version) "
+                "VALUES (?, ?, ?, ?)",
+                (
+                    time.time(),
+                    record,
+                    self._topics_json if topics is self._topics else json.dumps(topics),
+                    item["version"],
+                ),
+            )
         self._wake.set()
         return None
 
+    def entering(self) -> None:
+        """An emit call begins (the sender lets go of the GIL meanwhile)."""
+        self._in_put.append(None)
+
+    def leaving(self) -> None:
+        """The emit call ends."""
+        self._in_put.pop()
+        self._put_done.set()
+
     def wait_for_emitters(self) -> bool:
-        """Called by the sender between messages: when an emitter is inside
-        put() (its insert let go of the GIL, and it wants it back), wait
-        for it to finish (True), so it does not wait for the sender."""
+        """Called by the sender between messages: when an emit call is
+        under way (its insert lets go of the GIL, and it wants it back),
+        wait for it to finish (True), so it does not wait for the sender."""
         if self._in_put:
             self._put_done.clear()
             if self._in_put:
@@ -529,6 +530,16 @@ class _SpoolSource:
         item["version"] = self._version if version is None else float(version)
         return seq, created, item
 
+    # WAL pages at which an emitter's commit checkpoints the WAL itself
+    # (SQLite's default is 1000): the sender checkpoints long before, from
+    # its own connection; this only bounds the WAL while nothing is being
+    # delivered (a broker outage), at a pause of some milliseconds per
+    # 40 MB written.
+    _EMITTER_AUTOCHECKPOINT = 10000
+
+    def _connect_writer(self) -> Any:
+        return spool_db.connect(self.path, self._sync, self._EMITTER_AUTOCHECKPOINT)
+
     def _read(self) -> Any:
         """The reading connection (``_read_lock`` held), opened on first use."""
         if self._reader is None:
@@ -558,7 +569,7 @@ class _SpoolSource:
         """In the parent after a fork (lock held): open the connection again."""
         if self._closed_for_fork:
             self._closed_for_fork = False
-            self._db = spool_db.connect(self.path, self._sync)
+            self._db = self._connect_writer()
 
     def forget_after_fork(self) -> None:
         """In a forked child: let go of the parent's spool lock file.
@@ -630,28 +641,27 @@ class _SpoolSource:
         itself: milliseconds of I/O and fsync inside an emit call.
         """
         self._deleted = 0
+        self._query("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _query(self, sql: str) -> list[Any]:
+        """Every row of a query on the reading connection. Always every row:
+        a statement with rows left unread keeps its read transaction open,
+        and while it is open the WAL cannot start over (it grows, and the
+        emitters' commits end up checkpointing it)."""
         with self._read_lock:
-            self._read().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            return list(self._read().execute(sql).fetchall())
 
     def backlog(self) -> int:
         # Rows leave in order, so the live ones are (nearly) one seq range:
-        # two index lookups instead of a scan under the emitters' lock.
-        with self._read_lock:
-            low, high = (
-                self._read().execute("SELECT MIN(seq), MAX(seq) FROM spool").fetchone()
-            )
+        # two index lookups instead of a scan.
+        [(low, high)] = self._query("SELECT MIN(seq), MAX(seq) FROM spool")
         if low is None:
             return 0
         return max(0, int(high) - int(low) + 1 - len(self._delivered))
 
     def oldest(self) -> float | None:
-        with self._read_lock:
-            row = (
-                self._read()
-                .execute("SELECT created FROM spool ORDER BY seq LIMIT 1")
-                .fetchone()
-            )
-        return None if row is None else float(row[0])
+        rows = self._query("SELECT created FROM spool ORDER BY seq LIMIT 1")
+        return float(rows[0][0]) if rows else None
 
     def close(self) -> int:
         self._flush_deletes()
@@ -784,22 +794,27 @@ class Delivery:
             )
             self._stats["queued"] += 1
             return
-        assert isinstance(self._source, _SpoolSource)
-        message = _message(
-            _message_id(self._ids.take()),
-            publisher_id,
-            event_type,
-            sanitize(payload),
-            priority,
-            _stamp() or _timestamp(time.time()),
-        )
-        item = {
-            "ctxt": ctxt,
-            "message": message,
-            "topics": self._topics,
-            "version": self._version,
-        }
-        refused = self._source.put(item)
+        spool = self._source
+        assert isinstance(spool, _SpoolSource)
+        spool.entering()
+        try:
+            message = _message(
+                _message_id(self._ids.take()),
+                publisher_id,
+                event_type,
+                sanitize(payload),
+                priority,
+                _stamp() or _timestamp(time.time()),
+            )
+            item = {
+                "ctxt": ctxt,
+                "message": message,
+                "topics": self._topics,
+                "version": self._version,
+            }
+            refused = spool.put(item)
+        finally:
+            spool.leaving()
         if refused is None:
             self._stats["queued"] += 1
         else:
@@ -837,6 +852,7 @@ class Delivery:
                 ],
                 self._encode(chosen),
                 idle=self._prefetch,
+                pause=self._let_callers_run,
             )
             result.acked |= {rabbit[i] for i in outcome.acked}
             result.refused.update({rabbit[i]: r for i, r in outcome.refused.items()})
@@ -888,7 +904,6 @@ class Delivery:
         """The AMQP body of each unit, encoded once an item (a resend sends
         the same bytes, ``_unique_id`` included) and kept in the item."""
         bodies = []
-        made = 0
         for unit in units:
             item = unit.item
             encoded: list[bytes] | None = item.get("_bodies")
@@ -898,9 +913,7 @@ class Delivery:
                     rabbit_batch.encode(ctxt, message, self._ids.take())
                     for _ in item["topics"]
                 ]
-                made += 1
-                if made % _YIELD_EVERY == 0:
-                    self._let_callers_run()
+                self._let_callers_run()
             bodies.append(encoded[unit.index])
         return bodies
 
@@ -913,8 +926,7 @@ class Delivery:
             if more is None:
                 break
             batch.append(more)
-            if len(batch) % _YIELD_EVERY == 0:
-                self._let_callers_run()
+            self._let_callers_run()
         return batch
 
     def _take_batch(self) -> list[tuple[Any, float, dict[str, Any]]]:
@@ -927,12 +939,9 @@ class Delivery:
         return self._fill(batch)
 
     def _let_callers_run(self) -> None:
-        """Between messages (every _YIELD_EVERY): let other threads run."""
+        """Between two messages: let other threads run."""
         self._breaths += 1
-        if (
-            not self._source.wait_for_emitters()
-            and self._breaths % (_SLEEP_EVERY // _YIELD_EVERY) == 0
-        ):
+        if not self._source.wait_for_emitters() and self._breaths % _SLEEP_EVERY == 0:
             time.sleep(0)  # lets go of the GIL for a moment
 
     def _prefetch(self) -> None:

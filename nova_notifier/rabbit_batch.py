@@ -424,6 +424,7 @@ class BatchPublisher:
         batch: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
         bodies: Sequence[bytes | None] | None = None,
         idle: Callable[[], None] | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> PublishResult:
         """Publish every item, then wait until the broker confirmed them all.
 
@@ -431,6 +432,8 @@ class BatchPublisher:
         (:func:`encode`); ``idle`` is called once everything is written,
         before the wait for the confirms (the sender prepares its next
         batch meanwhile); what it raises is logged, not the batch's fault.
+        ``pause`` is called after each message (the sender lets other
+        threads have the GIL).
 
         Never raises: the result says, per item, whether the broker
         confirmed it, refused it for good (nack, refused declaration) or
@@ -476,6 +479,8 @@ class BatchPublisher:
                 self._unconfirmed.add(self._published)
                 tags[self._published] = index
                 size += len(body)
+                if pause is not None:
+                    pause()
                 if size >= self._WRITE_SIZE:
                     write(b"".join(pending))
                     pending, size = [], 0

@@ -592,3 +592,21 @@ def test_the_sender_checkpoints_the_wal_so_emitters_do_not(tmp_path, monkeypatch
         assert busy == 0 and copied == frames
     finally:
         spool.close()
+
+
+def test_after_the_senders_checkpoint_the_wal_starts_over(tmp_path):
+    """The sender's checkpoint, with status() having read on its connection,
+    leaves no read open: the next commit starts the WAL over instead of
+    making it longer (until an emitter's commit checkpoints it)."""
+    path = str(tmp_path / "spool.db")
+    spool = delivery._SpoolSource(path, "normal", ["notifications"], 2.0)
+    try:
+        for n in range(50):
+            spool.put(_spool_item(n))
+        assert spool.backlog() == 50 and spool.oldest() is not None
+        spool._checkpoint()  # everything copied into the database
+        spool.put(_spool_item(50))  # the WAL starts over: only this commit
+        [(busy, frames, _)] = spool._query("PRAGMA wal_checkpoint(PASSIVE)")
+        assert busy == 0 and frames <= 4
+    finally:
+        spool.close()
