@@ -384,6 +384,7 @@ class _SpoolSource:
     # Rows deleted between two checkpoints by the sender: each row's insert
     # and delete write a few KB to the WAL, 1000 pages hold about 4 MB.
     _CHECKPOINT_ROWS = 384
+    _RESTART_FRAMES = 8000  # 32 MB of WAL with 4 KB pages
 
     def __init__(
         self,
@@ -636,12 +637,22 @@ class _SpoolSource:
     def _checkpoint(self) -> None:
         """Copy the WAL into the database, outside the emitters' lock.
 
-        Often enough that an emitter's commit never finds the WAL at
-        SQLite's auto-checkpoint length (1000 pages) and checkpoints it
-        itself: milliseconds of I/O and fsync inside an emit call.
+        Often enough that an emitter's commit never finds the WAL at its
+        auto-checkpoint length and checkpoints it itself: milliseconds of
+        I/O and fsync inside an emit call.
+
+        The WAL starts over only at a write that finds it all copied; an
+        emitter's insert during this checkpoint (they do not wait for it)
+        spoils that, so under a steady stream the WAL would only grow.
+        Once it is _RESTART_FRAMES long, the sender makes it start over:
+        a RESTART checkpoint with the emitters' lock held (it has only the
+        frames of the last moments to copy).
         """
         self._deleted = 0
-        self._query("PRAGMA wal_checkpoint(PASSIVE)")
+        [(_, frames, _)] = self._query("PRAGMA wal_checkpoint(PASSIVE)")
+        if frames >= self._RESTART_FRAMES:
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
     def _query(self, sql: str) -> list[Any]:
         """Every row of a query on the reading connection. Always every row:

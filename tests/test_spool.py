@@ -610,3 +610,44 @@ def test_after_the_senders_checkpoint_the_wal_starts_over(tmp_path):
         assert busy == 0 and frames <= 4
     finally:
         spool.close()
+
+
+def test_a_wal_an_emitter_kept_from_starting_over_is_restarted(tmp_path, monkeypatch):
+    """The WAL starts over only at a write that finds it all copied; a read
+    or an insert during the sender's checkpoint spoils that, and under a
+    steady stream it would only grow. Past _RESTART_FRAMES the sender
+    restarts it (under the emitters' lock)."""
+    path = str(tmp_path / "spool.db")
+    spool = delivery._SpoolSource(path, "normal", ["notifications"], 2.0)
+    other = sqlite3.connect(path, isolation_level=None)
+    original = spool._query
+
+    def spoiled_checkpoint():
+        other.execute("BEGIN")  # a reader's snapshot older than what follows
+        other.execute("SELECT COUNT(*) FROM spool").fetchone()
+        for n in range(50):
+            spool.put(_spool_item(n))
+
+        def query(sql):
+            rows = original(sql)  # cannot copy past the reader's snapshot
+            if "PASSIVE" in sql and other.in_transaction:
+                other.execute("COMMIT")
+                spool.put(_spool_item(-1))  # finds the WAL not all copied
+            return rows
+
+        monkeypatch.setattr(spool, "_query", query)
+        spool._checkpoint()
+        monkeypatch.setattr(spool, "_query", original)
+        spool.put(_spool_item(-2))
+        [(busy, frames, _)] = original("PRAGMA wal_checkpoint(PASSIVE)")
+        assert busy == 0
+        return frames
+
+    try:
+        monkeypatch.setattr(spool, "_RESTART_FRAMES", 10**9)
+        assert spoiled_checkpoint() > 20  # not started over
+        monkeypatch.setattr(spool, "_RESTART_FRAMES", 10)
+        assert spoiled_checkpoint() <= 4  # restarted: only the last commit
+    finally:
+        other.close()
+        spool.close()
