@@ -22,6 +22,7 @@ sender and the spool. Three modes:
 from __future__ import annotations
 
 import collections
+import datetime
 import fcntl
 import json
 import logging
@@ -29,7 +30,6 @@ import os
 import queue
 import threading
 import time
-import uuid
 import weakref
 from typing import Any
 
@@ -155,16 +155,88 @@ def check(conf: cfg.ConfigOpts) -> None:
         )
 
 
+def _message_id(hex_id: str) -> str:
+    """``str(uuid.uuid4())`` of the id ``unique_ids`` gave as hex."""
+    return f"{hex_id[:8]}-{hex_id[8:12]}-{hex_id[12:16]}-{hex_id[16:20]}-{hex_id[20:]}"
+
+
+def _timestamp(created: float) -> str:
+    """``str(timeutils.utcnow())`` at the moment ``time.time()`` said ``created``."""
+    return str(
+        datetime.datetime.fromtimestamp(created, datetime.timezone.utc).replace(
+            tzinfo=None
+        )
+    )
+
+
+def _stamp() -> str | None:
+    """The timestamp text of a time oslo.utils was told to fake (tests
+    do), else None: the sender formats the emit call's ``time.time()``."""
+    return str(timeutils.utcnow()) if timeutils._override_time else None
+
+
+def _message(
+    message_id: str,
+    publisher_id: str,
+    event_type: str,
+    payload: Any,
+    priority: str,
+    timestamp: str,
+) -> dict[str, Any]:
+    """The wire message, its keys in the order oslo.messaging sends them."""
+    priority = priority.lower()
+    return {
+        "message_id": message_id,
+        "publisher_id": publisher_id,
+        "event_type": event_type,
+        "priority": _WIRE_PRIORITY.get(priority, priority.upper()),
+        "payload": payload,
+        "timestamp": timestamp,
+    }
+
+
+# The sender's loops over a batch (taking, building, encoding, framing:
+# some 10-20 us a message, all holding the GIL) stop after each message for
+# an emitter inside a spool insert (which let go of the GIL and wants it
+# back), and every _SLEEP_EVERY messages sleep(0) for any other thread:
+# without it a thread that wants the GIL waits for the interpreter's
+# switch interval (5 ms) whenever the sender is busy. (sleep(0) costs
+# some 80 us on a VM, hence not after every message.)
+_SLEEP_EVERY = 16
+
+
+class _Ids:
+    """uuid4 texts, made a few hundred at a time (one read of os.urandom)."""
+
+    def __init__(self) -> None:
+        self._pool: list[str] = []
+        self._pid = 0  # a forked child must not reuse its parent's ids
+
+    def take(self) -> str:
+        try:
+            if self._pid == os.getpid():
+                return self._pool.pop()
+        except IndexError:  # used up (perhaps by another emitting thread)
+            pass
+        pool = rabbit_batch.unique_ids(256)
+        value = pool.pop()
+        self._pool, self._pid = pool, os.getpid()
+        return value
+
+
 class _Unit:
     """One message to one topic: what the broker confirms or refuses."""
 
-    __slots__ = ("attempts", "created", "item", "key", "topic")
+    __slots__ = ("attempts", "created", "index", "item", "key", "topic")
 
-    def __init__(self, key: Any, created: float, item: dict[str, Any], topic: str):
+    def __init__(
+        self, key: Any, created: float, item: dict[str, Any], index: int
+    ) -> None:
         self.key = key
         self.created = created
         self.item = item
-        self.topic = topic
+        self.index = index  # in item["topics"]
+        self.topic = item["topics"][index]
         self.attempts = 0
 
     @property
@@ -172,27 +244,53 @@ class _Unit:
         return f"{self.topic}.{self.item['message']['priority'].lower()}"
 
 
+# What an emit call queues in background mode: (time.time(), its
+# timestamp text when oslo.utils fakes the time, publisher_id, ctxt,
+# event_type, payload, priority). The sender makes the wire message of it.
+_Entry = tuple[float, "str | None", str, dict[str, Any], str, Any, str]
+
+
 class _MemorySource:
-    """A bounded FIFO in memory."""
+    """A bounded FIFO in memory of what the emit calls handed over as they
+    got it; the sender adds the message_id and the timestamp text."""
 
-    def __init__(self, size: int) -> None:
-        self._queue: queue.SimpleQueue[tuple[float, dict[str, Any]]] = (
-            queue.SimpleQueue()
-        )
-        self._size = size
+    def __init__(self, size: int, topics: list[str], version: float) -> None:
+        self._queue: queue.SimpleQueue[_Entry] = queue.SimpleQueue()
+        self.qsize = self._queue.qsize
+        self.append = self._queue.put
+        self.size = size
+        self._topics = topics
+        self._version = version
+        self._ids = _Ids()
 
-    def put(self, item: dict[str, Any]) -> str | None:
-        """Queue ``item``; None, or why it was not queued."""
-        if self._queue.qsize() >= self._size:
-            return "the delivery queue is full"
-        self._queue.put((time.time(), item))
-        return None
+    @staticmethod
+    def wait_for_emitters() -> bool:
+        """An emitter never waits inside ``append``: nothing to wait for."""
+        return False
 
     def take(self, timeout: float) -> tuple[Any, float, dict[str, Any]] | None:
         try:
-            created, item = self._queue.get(timeout=timeout)
+            created, stamp, publisher_id, ctxt, event_type, payload, priority = (
+                self._queue.get(timeout=timeout)
+                if timeout
+                else self._queue.get_nowait()
+            )
         except queue.Empty:
             return None
+        message = _message(
+            _message_id(self._ids.take()),
+            publisher_id,
+            event_type,
+            payload,
+            priority,
+            _timestamp(created) if stamp is None else stamp,
+        )
+        item = {
+            "ctxt": ctxt,
+            "message": message,
+            "topics": self._topics,
+            "version": self._version,
+        }
         return None, created, item
 
     def done(self, key: Any) -> None:
@@ -234,6 +332,7 @@ def _before_fork() -> None:
     # the parent closes its connections now and reopens them after.
     for spool in list(_SPOOLS):
         spool._lock.acquire()
+        spool._read_lock.acquire()
         _HELD.append(spool)
         spool._close_for_fork()
 
@@ -245,6 +344,7 @@ def _after_fork_in_parent() -> None:
         try:
             spool._reopen_after_fork()
         finally:
+            spool._read_lock.release()
             spool._lock.release()
 
 
@@ -252,6 +352,7 @@ def _after_fork_in_child() -> None:
     _HELD.clear()
     for spool in list(_SPOOLS):
         spool._lock = threading.Lock()
+        spool._read_lock = threading.Lock()
         spool.forget_after_fork()
 
 
@@ -265,9 +366,13 @@ os.register_at_fork(
 class _SpoolSource:
     """A FIFO in a SQLite file (WAL): written by emitters, read by one sender.
 
-    One connection serves both sides under one lock, so the process never
-    waits on SQLite's own busy handler. Delivered rows are deleted in small
-    batches (a crash in between only means a duplicate on replay). Several
+    Every write of the process (the emitters' inserts, the sender's
+    deletes) goes through one connection under one lock, so the process
+    never waits on SQLite's own busy handler (which sleeps a millisecond
+    and more); the sender reads, and checkpoints the WAL, on a connection
+    of its own outside that lock, so an emitter waits at most for one
+    short delete. Delivered rows are deleted in small batches, as ranges
+    of seq (a crash in between only means a duplicate on replay). Several
     processes may write one spool; an ``flock`` on ``<spool_path>.lock``
     lets one sender at a time read it, so no message is sent by two. The
     files are created mode 0600. Each row keeps the topics and envelope
@@ -276,6 +381,10 @@ class _SpoolSource:
     """
 
     _DELETE_BATCH = 64
+    # Rows deleted between two checkpoints by the sender: each row's insert
+    # and delete write a few KB to the WAL, 1000 pages hold about 4 MB.
+    _CHECKPOINT_ROWS = 384
+    _RESTART_FRAMES = 8000  # 32 MB of WAL with 4 KB pages
 
     def __init__(
         self,
@@ -288,9 +397,15 @@ class _SpoolSource:
         self.path = path
         self._sync = sync
         self._lock = threading.Lock()
-        self._db: Any = spool_db.connect(path, sync)
+        self._db: Any = self._connect_writer()
+        # The sender's reads and checkpoints (and status()), opened on use.
+        self._read_lock = threading.Lock()
+        self._reader: Any = None
         self._closed_for_fork = False
+        self._topics = topics
         self._topics_json = json.dumps(topics)
+        self._in_put: list[None] = []  # one entry an emit call under way
+        self._put_done = threading.Event()
         self._version = version
         self._max_bytes = max_bytes
         self._page_size: int | None = None
@@ -300,23 +415,50 @@ class _SpoolSource:
         self._batch: collections.deque[tuple[int, float, str, str | None, Any]] = (
             collections.deque()
         )
-        self._delivered: list[tuple[int]] = []
+        self._delivered: list[int] = []
+        self._deleted = 0  # rows deleted since the last checkpoint
         self._wake = threading.Event()
         _SPOOLS.add(self)
 
     def put(self, item: dict[str, Any]) -> str | None:
         """Write ``item`` to the spool; None, or why it was not written."""
         record = json.dumps({"ctxt": item["ctxt"], "message": item["message"]})
+        topics = item["topics"]
         with self._lock:
             if self._max_bytes and self._full(len(record)):
                 return f"the spool is full (spool_max_bytes = {self._max_bytes})"
             self._db.execute(
                 "INSERT INTO spool (created, record, topics, version) "
                 "VALUES (?, ?, ?, ?)",
-                (time.time(), record, json.dumps(item["topics"]), item["version"]),
+                (
+                    time.time(),
+                    record,
+                    self._topics_json if topics is self._topics else json.dumps(topics),
+                    item["version"],
+                ),
             )
         self._wake.set()
         return None
+
+    def entering(self) -> None:
+        """An emit call begins (the sender lets go of the GIL meanwhile)."""
+        self._in_put.append(None)
+
+    def leaving(self) -> None:
+        """The emit call ends."""
+        self._in_put.pop()
+        self._put_done.set()
+
+    def wait_for_emitters(self) -> bool:
+        """Called by the sender between messages: when an emit call is
+        under way (its insert lets go of the GIL, and it wants it back),
+        wait for it to finish (True), so it does not wait for the sender."""
+        if self._in_put:
+            self._put_done.clear()
+            if self._in_put:
+                self._put_done.wait(0.002)
+                return True
+        return False
 
     def _full(self, size: int) -> bool:
         """Whether a record of ``size`` bytes would go over ``spool_max_bytes``.
@@ -362,12 +504,16 @@ class _SpoolSource:
             if not self._claim(timeout):
                 return None
             self._flush_deletes()
-            with self._lock:
-                rows = self._db.execute(
-                    "SELECT seq, created, record, topics, version FROM spool "
-                    "WHERE seq > ? ORDER BY seq LIMIT 256",
-                    (self._cursor,),
-                ).fetchall()
+            with self._read_lock:
+                rows = (
+                    self._read()
+                    .execute(
+                        "SELECT seq, created, record, topics, version FROM spool "
+                        "WHERE seq > ? ORDER BY seq LIMIT 256",
+                        (self._cursor,),
+                    )
+                    .fetchall()
+                )
             if not rows:
                 # Other processes write without waking us: poll this often.
                 self._wake.wait(timeout)
@@ -377,9 +523,29 @@ class _SpoolSource:
             self._cursor = rows[-1][0]
         seq, created, record, topics, version = self._batch.popleft()
         item = json.loads(record)
-        item["topics"] = json.loads(topics or self._topics_json)
+        item["topics"] = (
+            self._topics
+            if topics is None or topics == self._topics_json
+            else json.loads(topics)
+        )
         item["version"] = self._version if version is None else float(version)
         return seq, created, item
+
+    # WAL pages at which an emitter's commit checkpoints the WAL itself
+    # (SQLite's default is 1000): the sender checkpoints long before, from
+    # its own connection; this only bounds the WAL while nothing is being
+    # delivered (a broker outage), at a pause of some milliseconds per
+    # 40 MB written.
+    _EMITTER_AUTOCHECKPOINT = 10000
+
+    def _connect_writer(self) -> Any:
+        return spool_db.connect(self.path, self._sync, self._EMITTER_AUTOCHECKPOINT)
+
+    def _read(self) -> Any:
+        """The reading connection (``_read_lock`` held), opened on first use."""
+        if self._reader is None:
+            self._reader = spool_db.connect(self.path, self._sync)
+        return self._reader
 
     def rewind(self) -> None:
         """Read again from the oldest row still in the spool (after an error)."""
@@ -387,21 +553,24 @@ class _SpoolSource:
         self._cursor = 0
 
     def _close_for_fork(self) -> None:
-        """Before a fork (lock held): close the SQLite connection."""
-        if self._db is None:
-            return
-        try:
-            self._db.close()
-        except Exception as exc:  # still fork; the parent reopens below
-            LOG.warning("nova_notifier: closing the spool before a fork: %s", exc)
-        self._db = None
-        self._closed_for_fork = True
+        """Before a fork (locks held): close the SQLite connections."""
+        reader, self._reader = self._reader, None
+        for db in (reader, self._db):
+            if db is None:
+                continue
+            try:
+                db.close()
+            except Exception as exc:  # still fork; the parent reopens below
+                LOG.warning("nova_notifier: closing the spool before a fork: %s", exc)
+        if self._db is not None:
+            self._db = None
+            self._closed_for_fork = True
 
     def _reopen_after_fork(self) -> None:
         """In the parent after a fork (lock held): open the connection again."""
         if self._closed_for_fork:
             self._closed_for_fork = False
-            self._db = spool_db.connect(self.path, self._sync)
+            self._db = self._connect_writer()
 
     def forget_after_fork(self) -> None:
         """In a forked child: let go of the parent's spool lock file.
@@ -411,13 +580,14 @@ class _SpoolSource:
         A child that sends opens the spool again.
         """
         self._db = None
+        self._reader = None
         self._closed_for_fork = False
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
 
     def done(self, key: Any) -> None:
-        self._delivered.append((key,))
+        self._delivered.append(key)
         if len(self._delivered) >= self._DELETE_BATCH:
             self._flush_deletes()
 
@@ -437,46 +607,82 @@ class _SpoolSource:
         return True
 
     def _flush_deletes(self) -> None:
-        if self._delivered:
+        if not self._delivered:
+            return
+        # Runs of consecutive seq, each delivered: one range each.
+        ranges: list[list[int]] = []
+        for seq in sorted(self._delivered):
+            if ranges and seq == ranges[-1][1] + 1:
+                ranges[-1][1] = seq
+            else:
+                ranges.append([seq, seq])
+        with self._lock:
+            # One transaction for the batch: one commit (and, with
+            # spool_sync = full, one fsync) instead of one per row,
+            # under the lock the emitters wait on.
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "DELETE FROM spool WHERE seq BETWEEN ? AND ?", ranges
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        self._deleted += len(self._delivered)
+        self._delivered = []
+        if self._deleted >= self._CHECKPOINT_ROWS:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database, outside the emitters' lock.
+
+        Often enough that an emitter's commit never finds the WAL at its
+        auto-checkpoint length and checkpoints it itself: milliseconds of
+        I/O and fsync inside an emit call.
+
+        The WAL starts over only at a write that finds it all copied; an
+        emitter's insert during this checkpoint (they do not wait for it)
+        spoils that, so under a steady stream the WAL would only grow.
+        Once it is _RESTART_FRAMES long, the sender makes it start over:
+        a RESTART checkpoint with the emitters' lock held (it has only the
+        frames of the last moments to copy).
+        """
+        self._deleted = 0
+        [(_, frames, _)] = self._query("PRAGMA wal_checkpoint(PASSIVE)")
+        if frames >= self._RESTART_FRAMES:
             with self._lock:
-                # One transaction for the batch: one commit (and, with
-                # spool_sync = full, one fsync) instead of one per row,
-                # under the lock the emitters wait on.
-                self._db.execute("BEGIN")
-                try:
-                    self._db.executemany(
-                        "DELETE FROM spool WHERE seq = ?", self._delivered
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            self._delivered = []
+                self._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+
+    def _query(self, sql: str) -> list[Any]:
+        """Every row of a query on the reading connection. Always every row:
+        a statement with rows left unread keeps its read transaction open,
+        and while it is open the WAL cannot start over (it grows, and the
+        emitters' commits end up checkpointing it)."""
+        with self._read_lock:
+            return list(self._read().execute(sql).fetchall())
 
     def backlog(self) -> int:
         # Rows leave in order, so the live ones are (nearly) one seq range:
-        # two index lookups instead of a scan under the emitters' lock.
-        with self._lock:
-            low, high = self._db.execute(
-                "SELECT MIN(seq), MAX(seq) FROM spool"
-            ).fetchone()
+        # two index lookups instead of a scan.
+        [(low, high)] = self._query("SELECT MIN(seq), MAX(seq) FROM spool")
         if low is None:
             return 0
         return max(0, int(high) - int(low) + 1 - len(self._delivered))
 
     def oldest(self) -> float | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT created FROM spool ORDER BY seq LIMIT 1"
-            ).fetchone()
-        return None if row is None else float(row[0])
+        rows = self._query("SELECT created FROM spool ORDER BY seq LIMIT 1")
+        return float(rows[0][0]) if rows else None
 
     def close(self) -> int:
         self._flush_deletes()
         left = self.backlog()
-        with self._lock:
+        with self._lock, self._read_lock:
             _SPOOLS.discard(self)
             self._db.close()
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -535,8 +741,13 @@ class Delivery:
                 group.spool_max_bytes,
             )
             if self.mode == SPOOL
-            else _MemorySource(group.queue_size)
+            else _MemorySource(group.queue_size, self._topics, self._version)
         )
+        self._memory = self._source if isinstance(self._source, _MemorySource) else None
+        self._ids = _Ids()
+        self._breaths = 0
+        # Taken and encoded while the broker confirmed the batch before.
+        self._prefetched: list[tuple[Any, float, dict[str, Any]]] = []
         self._in_flight_since: float | None = None
         self._aborted_in_flight = 0
         self._in_flight_count = 0
@@ -570,23 +781,51 @@ class Delivery:
         payload: Any,
         priority: str,
     ) -> None:
-        """Queue one notification; raises only on a payload that cannot be built."""
-        priority = priority.lower()
-        message = {
-            "message_id": str(uuid.uuid4()),
-            "publisher_id": publisher_id,
-            "event_type": event_type,
-            "priority": _WIRE_PRIORITY.get(priority, priority.upper()),
-            "payload": sanitize(payload),
-            "timestamp": str(timeutils.utcnow()),
-        }
-        item = {
-            "ctxt": ctxt,
-            "message": message,
-            "topics": self._topics,
-            "version": self._version,
-        }
-        refused = self._source.put(item)
+        """Queue one notification; raises only on a payload that cannot be built.
+
+        Background mode: the payload is copied (``sanitize``; the caller may
+        change its own afterwards) and queued with the time; the sender
+        makes the wire message (message_id, timestamp text, JSON).
+        """
+        memory = self._memory
+        if memory is not None:
+            if memory.qsize() >= memory.size:
+                self._dropped(event_type, "the delivery queue is full")
+                return
+            memory.append(
+                (
+                    time.time(),
+                    _stamp(),
+                    publisher_id,
+                    ctxt,
+                    event_type,
+                    sanitize(payload),
+                    priority,
+                )
+            )
+            self._stats["queued"] += 1
+            return
+        spool = self._source
+        assert isinstance(spool, _SpoolSource)
+        spool.entering()
+        try:
+            message = _message(
+                _message_id(self._ids.take()),
+                publisher_id,
+                event_type,
+                sanitize(payload),
+                priority,
+                _stamp() or _timestamp(time.time()),
+            )
+            item = {
+                "ctxt": ctxt,
+                "message": message,
+                "topics": self._topics,
+                "version": self._version,
+            }
+            refused = spool.put(item)
+        finally:
+            spool.leaving()
         if refused is None:
             self._stats["queued"] += 1
         else:
@@ -616,11 +855,15 @@ class Delivery:
             if batcher is not None and unit.item["version"] == 2.0
         ]
         if batcher is not None and rabbit:
+            chosen = [units[index] for index in rabbit]
             outcome = batcher.publish(
                 [
                     (unit.routing_key, unit.item["ctxt"], unit.item["message"])
-                    for unit in (units[index] for index in rabbit)
-                ]
+                    for unit in chosen
+                ],
+                self._encode(chosen),
+                idle=self._prefetch,
+                pause=self._let_callers_run,
             )
             result.acked |= {rabbit[i] for i in outcome.acked}
             result.refused.update({rabbit[i]: r for i, r in outcome.refused.items()})
@@ -668,17 +911,63 @@ class Delivery:
             except Exception as exc:  # closing a dead connection may fail too
                 LOG.debug("nova_notifier: emptying the connection pool: %s", exc)
 
-    def _take_batch(self) -> list[tuple[Any, float, dict[str, Any]]]:
-        first = self._source.take(timeout=0.2)
-        if first is None:
-            return []
-        batch = [first]
+    def _encode(self, units: list[_Unit]) -> list[bytes]:
+        """The AMQP body of each unit, encoded once an item (a resend sends
+        the same bytes, ``_unique_id`` included) and kept in the item."""
+        bodies = []
+        for unit in units:
+            item = unit.item
+            encoded: list[bytes] | None = item.get("_bodies")
+            if encoded is None:
+                ctxt, message = item["ctxt"], item["message"]
+                encoded = item["_bodies"] = [
+                    rabbit_batch.encode(ctxt, message, self._ids.take())
+                    for _ in item["topics"]
+                ]
+                self._let_callers_run()
+            bodies.append(encoded[unit.index])
+        return bodies
+
+    def _fill(
+        self, batch: list[tuple[Any, float, dict[str, Any]]]
+    ) -> list[tuple[Any, float, dict[str, Any]]]:
+        """Add to ``batch`` what the source has at once, up to a batch."""
         while len(batch) < self._batch_size:
             more = self._source.take(timeout=0)
             if more is None:
                 break
             batch.append(more)
+            self._let_callers_run()
         return batch
+
+    def _take_batch(self) -> list[tuple[Any, float, dict[str, Any]]]:
+        batch, self._prefetched = self._prefetched, []
+        if not batch:
+            first = self._source.take(timeout=0.2)
+            if first is None:
+                return []
+            batch = [first]
+        return self._fill(batch)
+
+    def _let_callers_run(self) -> None:
+        """Between two messages: let other threads run."""
+        self._breaths += 1
+        if not self._source.wait_for_emitters() and self._breaths % _SLEEP_EVERY == 0:
+            time.sleep(0)  # lets go of the GIL for a moment
+
+    def _prefetch(self) -> None:
+        """While the broker confirms a batch: take the next one and encode
+        it, so it goes out as soon as this one is settled."""
+        if self._prefetched or self._abort.is_set():
+            return
+        batch = self._prefetched = self._fill([])
+        self._encode(
+            [
+                _Unit(key, created, item, 0)
+                for key, created, item in batch
+                if item["version"] == 2.0 and item["topics"]
+            ]
+        )
 
     def _run(self) -> None:
         """The sender thread: deliver, and survive anything unexpected."""
@@ -690,6 +979,8 @@ class Delivery:
                 except Exception:
                     LOG.exception("nova_notifier: sender error; restarting in 1 s")
                     self._stats["retried"] += 1
+                    if self.mode == SPOOL:
+                        self._prefetched = []  # read again after the rewind
                     self._source.rewind()
                     if self._abort.wait(1.0):
                         return
@@ -729,9 +1020,9 @@ class Delivery:
         next refusal can.
         """
         units = [
-            _Unit(key, created, item, topic)
+            _Unit(key, created, item, index)
             for key, created, item in batch
-            for topic in item["topics"]
+            for index in range(len(item["topics"]))
         ]
         refused_items: set[int] = set()
         backoff = 0.1
@@ -838,7 +1129,7 @@ class Delivery:
         in_flight = self._in_flight_since
         backlog = self._source.backlog()
         if self.mode != SPOOL:  # spool rows stay counted until delivered
-            backlog += self._in_flight_count
+            backlog += self._in_flight_count + len(self._prefetched)
         oldest = in_flight if in_flight is not None else self._source.oldest()
         age = 0.0 if oldest is None else max(0.0, time.time() - oldest)
         return {"backlog": backlog, "oldest_undelivered_age": round(age, 3)}
@@ -870,7 +1161,8 @@ class Delivery:
     def _close_source(self) -> None:
         left = self._source.close()
         if self.mode != SPOOL:
-            left += self._aborted_in_flight  # the batch still being retried
+            # the batch still being retried, and the next one taken already
+            left += self._aborted_in_flight + len(self._prefetched)
         if left:
             if self.mode == SPOOL:
                 LOG.warning(

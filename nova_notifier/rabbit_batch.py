@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
-import uuid
-from collections.abc import Sequence
+import struct
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import amqp
+from amqp.serialization import dumps as _amqp_dumps
 from oslo_config import cfg
 
 from nova_notifier._log import get_logger
@@ -145,6 +147,76 @@ def supports(conf: cfg.ConfigOpts, transport_url: str, version: float) -> bool:
     return True
 
 
+# What oslo.messaging's envelope puts around the message's JSON text: the
+# text json.dumps gives for {"oslo.version": "2.0", "oslo.message": text}.
+_ENVELOPE_HEAD = '{"oslo.version": "2.0", "oslo.message": '
+_quote = json.encoder.encode_basestring_ascii
+_json = json.JSONEncoder().encode
+
+
+def unique_ids(count: int) -> list[str]:
+    """``count`` texts as ``uuid.uuid4().hex`` gives them, from one read of
+    the OS's randomness instead of one per id."""
+    pool = int.from_bytes(os.urandom(16 * count), "big")
+    ids = []
+    for _ in range(count):
+        value = pool & _MASK_128
+        pool >>= 128
+        # the version (4) and variant (RFC 4122) bits, as uuid.UUID sets them
+        value = (value & _UUID_CLEAR) | _UUID_SET
+        ids.append(f"{value:032x}")
+    return ids
+
+
+_MASK_128 = (1 << 128) - 1
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & _MASK_128
+_UUID_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def encode(ctxt: dict[str, Any], message: dict[str, Any], unique_id: str) -> bytes:
+    """The AMQP body oslo.messaging's messagingv2 driver sends: the message,
+    its ``_unique_id`` and ``_context_*`` keys, as JSON text inside the 2.0
+    envelope (byte for byte what ``json.dumps`` of the envelope gives)."""
+    raw = dict(message)
+    raw["_unique_id"] = unique_id
+    for key, value in ctxt.items():
+        raw[f"_context_{key}"] = value
+    return f"{_ENVELOPE_HEAD}{_quote(_json(raw))}}}".encode("ascii")
+
+
+# The content header's properties: the same for every message (py-amqp's
+# serialisation of the amqp.Message oslo.messaging's driver would build).
+_PROPERTIES = amqp.Message(
+    b"",
+    content_type="application/json",
+    content_encoding="utf-8",
+    delivery_mode=2,
+    priority=0,
+    application_headers={},
+)._serialize_properties()
+_FRAME_END = b"\xce"
+# frame type, channel, size, then class, weight, body size
+_HEADER = struct.Struct(">BHIHHQ")
+_FRAME = struct.Struct(">BHI")
+_BASIC_PUBLISH = struct.pack(">HH", 60, 40)
+
+
+def _content_frames(channel: int, body: bytes, chunk_size: int) -> list[bytes]:
+    """The frames py-amqp writes after basic.publish's method frame: the
+    content header, then the body in frames of at most ``chunk_size``."""
+    parts = [
+        _HEADER.pack(2, channel, 12 + len(_PROPERTIES), 60, 0, len(body)),
+        _PROPERTIES,
+        _FRAME_END,
+    ]
+    for start in range(0, len(body), chunk_size):
+        piece = body[start : start + chunk_size]
+        parts.append(_FRAME.pack(3, channel, len(piece)))
+        parts.append(piece)
+        parts.append(_FRAME_END)
+    return parts
+
+
 class BatchPublisher:
     """Publishes ``(routing_key, ctxt, message)`` batches with confirms.
 
@@ -179,6 +251,7 @@ class BatchPublisher:
         self._unconfirmed: set[int] = set()  # published, not yet acked
         self._nacked_tags: set[int] = set()
         self._nacked = False
+        self._methods: dict[str, bytes] = {}  # routing key -> method frame
         # A body this big may be over the broker's max_message_size, which
         # closes the channel and loses the confirms of what went before it:
         # it waits for those first. Lowered to the limit once the broker
@@ -216,6 +289,7 @@ class BatchPublisher:
         self._unconfirmed = set()
         self._nacked_tags = set()
         self._nacked = False
+        self._methods = {}
         self._exchange_refused = self._declare_exchange()
         return channel
 
@@ -321,21 +395,45 @@ class BatchPublisher:
     @staticmethod
     def body(ctxt: dict[str, Any], message: dict[str, Any]) -> str:
         """The AMQP body oslo.messaging's messagingv2 driver would send."""
-        raw = dict(message)
-        raw["_unique_id"] = uuid.uuid4().hex
-        for key, value in ctxt.items():
-            raw[f"_context_{key}"] = value
-        return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(raw)})
+        return encode(ctxt, message, unique_ids(1)[0]).decode("ascii")
 
-    def _wait_confirms(self, tags: dict[int, int]) -> None:
+    def _method_frame(self, channel: int, routing_key: str) -> bytes:
+        """The basic.publish method frame for ``routing_key`` (cached)."""
+        frame = self._methods.get(routing_key)
+        if frame is None:
+            args = _BASIC_PUBLISH + _amqp_dumps(
+                "Bssbb", (0, self._exchange, routing_key, False, False)
+            )
+            frame = _FRAME.pack(1, channel, len(args)) + args + _FRAME_END
+            self._methods[routing_key] = frame
+        return frame
+
+    def _wait_confirms(self) -> None:
+        # Every earlier batch was settled before this one started: what is
+        # unconfirmed belongs to this batch.
         assert self._conn is not None
-        while self._unconfirmed & tags.keys():
+        while self._unconfirmed:
             self._conn.drain_events(timeout=self._timeout)
 
+    # Bytes of frames gathered before one write to the socket: the broker
+    # starts on the first messages while the rest are being encoded.
+    _WRITE_SIZE = 65536
+
     def publish(
-        self, batch: Sequence[tuple[str, dict[str, Any], dict[str, Any]]]
+        self,
+        batch: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
+        bodies: Sequence[bytes | None] | None = None,
+        idle: Callable[[], None] | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> PublishResult:
         """Publish every item, then wait until the broker confirmed them all.
+
+        ``bodies``, when given, are the items' bodies already encoded
+        (:func:`encode`); ``idle`` is called once everything is written,
+        before the wait for the confirms (the sender prepares its next
+        batch meanwhile); what it raises is logged, not the batch's fault.
+        ``pause`` is called after each message (the sender lets other
+        threads have the GIL).
 
         Never raises: the result says, per item, whether the broker
         confirmed it, refused it for good (nack, refused declaration) or
@@ -354,30 +452,47 @@ class BatchPublisher:
                     set(), dict.fromkeys(range(len(batch)), exchange_refused)
                 )
             refusals = {key: self._declare(key) for key, _, _ in batch}
+            assert self._conn is not None
+            write = self._conn.transport.write
+            channel_id = channel.channel_id
+            chunk_size = self._conn.frame_max - 8
+            pending: list[bytes] = []
+            size = 0
+            ids = unique_ids(len(batch)) if bodies is None else None
             for index, (routing_key, ctxt, message) in enumerate(batch):
                 reason = refusals[routing_key]
                 if reason is not None:
                     refused[index] = reason
                     continue
-                body = self.body(ctxt, message).encode("utf-8")
+                body = None if bodies is None else bodies[index]
+                if body is None:
+                    uid = ids[index] if ids is not None else unique_ids(1)[0]
+                    body = encode(ctxt, message, uid)
                 if len(body) >= self._big:
-                    self._wait_confirms(tags)
-                channel.basic_publish(
-                    amqp.Message(
-                        body,
-                        content_type="application/json",
-                        content_encoding="utf-8",
-                        delivery_mode=2,
-                        priority=0,
-                        application_headers={},
-                    ),
-                    exchange=self._exchange,
-                    routing_key=routing_key,
-                )
+                    if pending:
+                        write(b"".join(pending))
+                        pending, size = [], 0
+                    self._wait_confirms()
+                pending.append(self._method_frame(channel_id, routing_key))
+                pending.extend(_content_frames(channel_id, body, chunk_size))
                 self._published += 1
                 self._unconfirmed.add(self._published)
                 tags[self._published] = index
-            self._wait_confirms(tags)
+                size += len(body)
+                if pause is not None:
+                    pause()
+                if size >= self._WRITE_SIZE:
+                    write(b"".join(pending))
+                    pending, size = [], 0
+            if pending:
+                write(b"".join(pending))
+            self._conn.bytes_sent += 1  # as py-amqp counts its writes
+            if idle is not None:
+                try:
+                    idle()
+                except Exception:
+                    LOG.exception("nova_notifier: preparing the next batch")
+            self._wait_confirms()
         except Exception as exc:
             error = exc
             self.close()

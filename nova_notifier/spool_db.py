@@ -52,11 +52,15 @@ def _create_private(path: str) -> None:
         os.close(fd)
 
 
-def connect(path: str, sync: str = "normal") -> sqlite3.Connection:
+def connect(
+    path: str, sync: str = "normal", autocheckpoint: int | None = None
+) -> sqlite3.Connection:
     """Open (creating, 0600, or migrating) the spool at ``path``.
 
     Returns an autocommit connection usable from any thread (the caller
     serialises access), in WAL mode, with both tables present.
+    ``autocheckpoint``: WAL pages at which a commit on this connection
+    checkpoints the WAL itself (SQLite's default, 1000, when None).
     """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     _create_private(path)
@@ -65,6 +69,8 @@ def connect(path: str, sync: str = "normal") -> sqlite3.Connection:
     )
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+    if autocheckpoint is not None:
+        db.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
     db.execute(_SPOOL_TABLE)
     db.execute(_DEAD_LETTER_TABLE)
     have = {row[1] for row in db.execute("PRAGMA table_info(spool)")}

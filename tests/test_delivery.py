@@ -199,3 +199,149 @@ def test_repeated_failures_are_logged_at_a_bounded_rate_with_counts(
     stalls = [line for line in lines if "stalled" in line]
     assert len(stalls) == 1 and "broker down" in stalls[0]
     assert len([line for line in lines if "delivery resumed" in line]) == 1
+
+
+def test_batch_frames_are_the_bytes_py_amqp_writes():
+    """The batch publisher writes basic.publish frames itself (no per-message
+    trip through py-amqp): they must be py-amqp's, byte for byte, for bodies
+    below, at and above the frame size."""
+    import amqp
+    from amqp import spec
+    from amqp.method_framing import frame_writer
+    from amqp.serialization import dumps
+
+    from nova_notifier import rabbit_batch
+
+    class Writes:
+        def __init__(self):
+            self.out = []
+
+        def write(self, data):
+            self.out.append(bytes(data))
+
+    class Conn:
+        frame_max = 131072
+        bytes_sent = 0
+
+    publisher = rabbit_batch.BatchPublisher.__new__(rabbit_batch.BatchPublisher)
+    publisher._methods, publisher._exchange = {}, "openstack"
+    for size in (0, 1, 2000, Conn.frame_max - 148, Conn.frame_max, 300_000):
+        body = b"y" * size
+        theirs = Writes()
+        frame_writer(Conn(), theirs)(
+            1,
+            3,
+            spec.Basic.Publish,
+            dumps("Bssbb", (0, "openstack", "notifications.info", False, False)),
+            amqp.Message(
+                body,
+                content_type="application/json",
+                content_encoding="utf-8",
+                delivery_mode=2,
+                priority=0,
+                application_headers={},
+            ),
+        )
+        ours = publisher._method_frame(3, "notifications.info") + b"".join(
+            rabbit_batch._content_frames(3, body, Conn.frame_max - 8)
+        )
+        assert ours == b"".join(theirs.out), size
+
+
+def test_encoded_body_is_what_json_dumps_of_oslos_envelope_gives():
+    import json
+    import uuid
+
+    from nova_notifier import rabbit_batch
+
+    ctxt = {"user_id": "al\u00efce", "roles": ["a", "b"], "is_admin": False}
+    message = {
+        "message_id": str(uuid.uuid4()),
+        "event_type": 'quote"back\\slash',
+        "payload": {"text": "caf\u00e9 \U0001f600\n\t", "n": 1.5, "none": None},
+    }
+    [unique_id] = rabbit_batch.unique_ids(1)
+    raw = dict(message, _unique_id=unique_id)
+    raw.update({f"_context_{k}": v for k, v in ctxt.items()})
+    expected = json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(raw)})
+    assert rabbit_batch.encode(ctxt, message, unique_id) == expected.encode("utf-8")
+
+
+def test_unique_ids_are_uuid4_hex_texts():
+    import uuid
+
+    from nova_notifier import rabbit_batch
+
+    ids = rabbit_batch.unique_ids(500)
+    assert len(set(ids)) == 500
+    for text in ids:
+        value = uuid.UUID(hex=text)
+        assert (value.hex, value.version, value.variant) == (
+            text,
+            4,
+            uuid.RFC_4122,
+        )
+
+
+def test_background_sender_makes_message_id_and_timestamp_as_oslo(
+    fake_env, monkeypatch
+):
+    """submit() only queues; the sender adds the message_id (a uuid4 text)
+    and the timestamp in str(timeutils.utcnow()) form, of the emit call's
+    time (or of the time oslo.utils is told to fake)."""
+    import datetime
+    import re
+    import time
+    import uuid
+
+    from oslo_utils import timeutils
+
+    fake_env.override("delivery_mode", "background", group="notifications")
+    nova_notifier.init(fake_env.conf)
+    notifier = nova_notifier.get_notifier("compute")
+    before = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    notifier.info({}, "test.stamp", {"n": 1})
+    after = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    timeutils.set_time_override(datetime.datetime(2026, 1, 2, 3, 4, 5))
+    try:
+        notifier.info({}, "test.stamp", {"n": 2})
+    finally:
+        timeutils.clear_time_override()
+    # a whole second: str() of a datetime leaves the fraction out, as oslo's
+    monkeypatch.setattr(time, "time", lambda: 1767225600.0)
+    notifier.info({}, "test.stamp", {"n": 3})
+    monkeypatch.undo()
+    got = sorted(
+        fake_env.collector.wait_for(3, event_type="test.stamp"),
+        key=lambda g: g.payload["n"],
+    )
+    first = got[0].metadata["timestamp"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", first)
+    assert before <= datetime.datetime.fromisoformat(first) <= after
+    assert got[1].metadata["timestamp"] == "2026-01-02 03:04:05"
+    assert got[2].metadata["timestamp"] == "2026-01-01 00:00:00"
+    ids = [g.metadata["message_id"] for g in got]
+    assert len(set(ids)) == 3
+    assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).version == 4 for i in ids)
+
+
+def test_background_submit_copies_a_plain_payload_at_once(fake_env, monkeypatch):
+    """The sender builds the message later: a caller changing its payload
+    after the call must not change what is sent."""
+    release = threading.Event()
+    original = delivery.Delivery._take_batch
+
+    def gated(self):
+        release.wait(30)
+        return original(self)
+
+    monkeypatch.setattr(delivery.Delivery, "_take_batch", gated)
+    fake_env.override("delivery_mode", "background", group="notifications")
+    nova_notifier.init(fake_env.conf)
+    payload = {"items": [1, 2], "name": "before"}
+    nova_notifier.get_notifier("compute").info({}, "test.copy", payload)
+    payload["items"].append(3)
+    payload["name"] = "after"
+    release.set()
+    [got] = fake_env.collector.wait_for(1, event_type="test.copy")
+    assert got.payload == {"items": [1, 2], "name": "before"}

@@ -468,6 +468,8 @@ def item(i):
             "topics": ["notifications"], "version": 2.0}
 parent = _SpoolSource(path, "normal", ["notifications"], 2.0)
 parent.put(item(0))
+if sys.argv[2] == "reader-open":
+    assert parent.backlog() == 1  # the sender's own connection is open too
 r, w = os.pipe()
 pid = os.fork()
 if pid == 0:  # a child that goes on writing the same spool
@@ -491,16 +493,160 @@ print(sqlite3.connect(path).execute("SELECT COUNT(*) FROM spool").fetchone()[0])
 """
 
 
-def test_a_parent_closing_its_spool_after_a_fork_loses_no_child_row(tmp_path):
+@pytest.mark.parametrize("reader", ["reader-closed", "reader-open"])
+def test_a_parent_closing_its_spool_after_a_fork_loses_no_child_row(tmp_path, reader):
     """SQLite keeps one record of a file's locks per process; a connection
     open across a fork let the side that closed last delete the WAL the
-    other was still writing. Every row the child accepted must remain."""
+    other was still writing. Every row the child accepted must remain,
+    whether or not the parent's reading connection was open too."""
     path = str(tmp_path / "spool.db")
     done = subprocess.run(
-        [sys.executable, "-c", _FORK_THEN_PARENT_CLOSES, path],
+        [sys.executable, "-c", _FORK_THEN_PARENT_CLOSES, path, reader],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-1] == "11"
+
+
+def _spool_item(n: int) -> dict:
+    return {
+        "ctxt": {},
+        "message": {"n": n, "priority": "INFO"},
+        "topics": ["notifications"],
+        "version": 2.0,
+    }
+
+
+def test_delivered_rows_are_deleted_as_ranges_and_only_those(tmp_path):
+    """Deletes go by ranges of consecutive seq: a row not delivered in
+    between (refused, still in flight) must stay."""
+    path = str(tmp_path / "spool.db")
+    spool = delivery._SpoolSource(path, "normal", ["notifications"], 2.0)
+    try:
+        for n in range(10):
+            assert spool.put(_spool_item(n)) is None
+        taken = [spool.take(0) for _ in range(10)]
+        keys = [key for key, _, _ in taken]
+        for index in (0, 1, 2, 4, 5, 8):
+            spool.done(keys[index])
+        spool._flush_deletes()
+        rows = [r[0] for r in sqlite3.connect(path).execute("SELECT seq FROM spool")]
+        assert rows == [keys[i] for i in (3, 6, 7, 9)]
+    finally:
+        spool.close()
+
+
+def test_an_emit_never_waits_behind_the_senders_reading_connection(tmp_path):
+    """The sender reads (and checkpoints) on its own connection outside the
+    emitters' lock: an insert goes through while that connection is busy,
+    and while another connection holds a read transaction open."""
+    path = str(tmp_path / "spool.db")
+    spool = delivery._SpoolSource(path, "normal", ["notifications"], 2.0)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        spool.put(_spool_item(0))
+        assert spool.take(0) is not None  # opens the reading connection
+        other.execute("BEGIN")
+        other.execute("SELECT COUNT(*) FROM spool").fetchone()
+        done = threading.Event()
+        with spool._read_lock:  # the sender in the middle of a read
+            worker = threading.Thread(
+                target=lambda: (spool.put(_spool_item(1)), done.set())
+            )
+            worker.start()
+            assert done.wait(10), "the insert waited for the reading side"
+        worker.join(10)
+        other.execute("COMMIT")
+        assert spool.backlog() == 2
+    finally:
+        other.close()
+        spool.close()
+
+
+def test_the_sender_checkpoints_the_wal_so_emitters_do_not(tmp_path, monkeypatch):
+    """After _CHECKPOINT_ROWS deletes the sender copies the WAL back into
+    the database from its own connection: the WAL starts over instead of
+    growing to the length at which an emitter's commit would checkpoint."""
+    monkeypatch.setattr(delivery._SpoolSource, "_CHECKPOINT_ROWS", 64)
+    path = str(tmp_path / "spool.db")
+    spool = delivery._SpoolSource(path, "normal", ["notifications"], 2.0)
+    try:
+        checkpoints = []
+        original = spool._checkpoint
+        monkeypatch.setattr(
+            spool, "_checkpoint", lambda: (checkpoints.append(1), original())
+        )
+        for n in range(200):
+            spool.put(_spool_item(n))
+        for _ in range(200):
+            key, _, _ = spool.take(0)
+            spool.done(key)
+        spool._flush_deletes()
+        assert len(checkpoints) == 3
+        busy, frames, copied = (
+            spool._read().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        )
+        assert busy == 0 and copied == frames
+    finally:
+        spool.close()
+
+
+def test_after_the_senders_checkpoint_the_wal_starts_over(tmp_path):
+    """The sender's checkpoint, with status() having read on its connection,
+    leaves no read open: the next commit starts the WAL over instead of
+    making it longer (until an emitter's commit checkpoints it)."""
+    path = str(tmp_path / "spool.db")
+    spool = delivery._SpoolSource(path, "normal", ["notifications"], 2.0)
+    try:
+        for n in range(50):
+            spool.put(_spool_item(n))
+        assert spool.backlog() == 50 and spool.oldest() is not None
+        spool._checkpoint()  # everything copied into the database
+        spool.put(_spool_item(50))  # the WAL starts over: only this commit
+        [(busy, frames, _)] = spool._query("PRAGMA wal_checkpoint(PASSIVE)")
+        assert busy == 0 and frames <= 4
+    finally:
+        spool.close()
+
+
+def test_a_wal_an_emitter_kept_from_starting_over_is_restarted(tmp_path, monkeypatch):
+    """The WAL starts over only at a write that finds it all copied; a read
+    or an insert during the sender's checkpoint spoils that, and under a
+    steady stream it would only grow. Past _RESTART_FRAMES the sender
+    restarts it (under the emitters' lock)."""
+    path = str(tmp_path / "spool.db")
+    spool = delivery._SpoolSource(path, "normal", ["notifications"], 2.0)
+    other = sqlite3.connect(path, isolation_level=None)
+    original = spool._query
+
+    def spoiled_checkpoint():
+        other.execute("BEGIN")  # a reader's snapshot older than what follows
+        other.execute("SELECT COUNT(*) FROM spool").fetchone()
+        for n in range(50):
+            spool.put(_spool_item(n))
+
+        def query(sql):
+            rows = original(sql)  # cannot copy past the reader's snapshot
+            if "PASSIVE" in sql and other.in_transaction:
+                other.execute("COMMIT")
+                spool.put(_spool_item(-1))  # finds the WAL not all copied
+            return rows
+
+        monkeypatch.setattr(spool, "_query", query)
+        spool._checkpoint()
+        monkeypatch.setattr(spool, "_query", original)
+        spool.put(_spool_item(-2))
+        [(busy, frames, _)] = original("PRAGMA wal_checkpoint(PASSIVE)")
+        assert busy == 0
+        return frames
+
+    try:
+        monkeypatch.setattr(spool, "_RESTART_FRAMES", 10**9)
+        assert spoiled_checkpoint() > 20  # not started over
+        monkeypatch.setattr(spool, "_RESTART_FRAMES", 10)
+        assert spoiled_checkpoint() <= 4  # restarted: only the last commit
+    finally:
+        other.close()
+        spool.close()
