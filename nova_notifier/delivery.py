@@ -37,6 +37,7 @@ from oslo_config import cfg
 from oslo_utils import timeutils
 
 from nova_notifier import _log, rabbit_batch, spool_db
+from nova_notifier._direct import WIRE_PRIORITY
 from nova_notifier._log import get_logger
 from nova_notifier._messaging import oslo_messaging
 from nova_notifier.exceptions import ConfigError
@@ -47,7 +48,6 @@ LOG = get_logger(__name__)
 
 DIRECT, BACKGROUND, SPOOL = "direct", "background", "spool"
 _MESSAGING_DRIVERS = {"messagingv2": 2.0, "messaging": 1.0}
-_WIRE_PRIORITY = {"warning": "WARN"}
 
 OPTS = [
     cfg.StrOpt(
@@ -189,7 +189,7 @@ def _message(
         "message_id": message_id,
         "publisher_id": publisher_id,
         "event_type": event_type,
-        "priority": _WIRE_PRIORITY.get(priority, priority.upper()),
+        "priority": WIRE_PRIORITY.get(priority) or priority.upper(),
         "payload": payload,
         "timestamp": timestamp,
     }
