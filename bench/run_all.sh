@@ -10,3 +10,6 @@ for script in caller_cost vs_nova faultwrap_overhead payload_cost latency_read l
   echo "=== bench/$script.py $*"
   .venv/bin/python "bench/$script.py" "$@"
 done
+echo
+echo "=== issue 11 targets (bench/targets.py)"
+.venv/bin/python bench/targets.py
