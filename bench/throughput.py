@@ -52,8 +52,8 @@ import oslo_messaging  # noqa: E402
 from oslo_config import cfg  # noqa: E402
 
 import nova_notifier  # noqa: E402
+from nova_notifier._rabbit_batch import BatchPublisher  # noqa: E402
 from nova_notifier.delivery import _SpoolSource  # noqa: E402
-from nova_notifier.rabbit_batch import BatchPublisher  # noqa: E402
 from nova_notifier.testing.config import make_conf  # noqa: E402
 
 URL = "rabbit://guest:guest@127.0.0.1:5672/"

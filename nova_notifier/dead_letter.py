@@ -15,14 +15,14 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from nova_notifier import spool_db
+from nova_notifier import _spool_db
 
 
 @contextlib.contextmanager
 def _opened(path: str) -> Iterator[sqlite3.Connection]:
     if not os.path.exists(path):  # connect() would make an empty spool
         raise FileNotFoundError(f"no spool at {path}")
-    db = spool_db.connect(path)
+    db = _spool_db.connect(path)
     try:
         yield db
     finally:
@@ -39,7 +39,7 @@ def dead_letters(path: str) -> list[dict[str, Any]]:
     when there is no spool at ``path`` (it does not make one).
     """
     with _opened(path) as db:
-        return spool_db.dead_letters(db)
+        return _spool_db.dead_letters(db)
 
 
 def requeue_dead_letters(path: str, ids: Iterable[int] | None = None) -> int:
@@ -51,4 +51,4 @@ def requeue_dead_letters(path: str, ids: Iterable[int] | None = None) -> int:
     ``FileNotFoundError`` when there is no spool at ``path``.
     """
     with _opened(path) as db:
-        return spool_db.requeue(db, ids)
+        return _spool_db.requeue(db, ids)

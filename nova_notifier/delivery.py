@@ -36,12 +36,12 @@ from typing import Any
 from oslo_config import cfg
 from oslo_utils import timeutils
 
-from nova_notifier import _log, rabbit_batch, spool_db
+from nova_notifier import _log, _rabbit_batch, _spool_db
 from nova_notifier._direct import WIRE_PRIORITY
 from nova_notifier._log import get_logger
 from nova_notifier._messaging import oslo_messaging
+from nova_notifier._rabbit_batch import BatchPublisher, PublishResult
 from nova_notifier.exceptions import ConfigError
-from nova_notifier.rabbit_batch import BatchPublisher, PublishResult
 from nova_notifier.serializer import sanitize
 
 LOG = get_logger(__name__)
@@ -218,7 +218,7 @@ class _Ids:
                 return self._pool.pop()
         except IndexError:  # used up (perhaps by another emitting thread)
             pass
-        pool = rabbit_batch.unique_ids(256)
+        pool = _rabbit_batch.unique_ids(256)
         value = pool.pop()
         self._pool, self._pid = pool, os.getpid()
         return value
@@ -473,8 +473,8 @@ class _SpoolSource:
             self._budget -= cost
             return False
         if self._page_size is None:
-            self._page_size = spool_db.page_size(self._db)
-        room = self._max_bytes - spool_db.used_bytes(self._db, self._page_size)
+            self._page_size = _spool_db.page_size(self._db)
+        room = self._max_bytes - _spool_db.used_bytes(self._db, self._page_size)
         if room <= 0:
             self._budget = 0
             return True
@@ -539,12 +539,12 @@ class _SpoolSource:
     _EMITTER_AUTOCHECKPOINT = 10000
 
     def _connect_writer(self) -> Any:
-        return spool_db.connect(self.path, self._sync, self._EMITTER_AUTOCHECKPOINT)
+        return _spool_db.connect(self.path, self._sync, self._EMITTER_AUTOCHECKPOINT)
 
     def _read(self) -> Any:
         """The reading connection (``_read_lock`` held), opened on first use."""
         if self._reader is None:
-            self._reader = spool_db.connect(self.path, self._sync)
+            self._reader = _spool_db.connect(self.path, self._sync)
         return self._reader
 
     def rewind(self) -> None:
@@ -595,7 +595,7 @@ class _SpoolSource:
         """Keep a refused message in the ``dead_letter`` table: True."""
         record = {"ctxt": unit.item["ctxt"], "message": unit.item["message"]}
         with self._lock:
-            spool_db.add_dead_letter(
+            _spool_db.add_dead_letter(
                 self._db,
                 unit.created,
                 record,
@@ -729,7 +729,7 @@ class Delivery:
         self._batch_size = group.sender_batch_size
         self._batcher = (
             BatchPublisher(conf, url, group.send_timeout)
-            if self._batch_size > 1 and rabbit_batch.supports(conf, url, 2.0)
+            if self._batch_size > 1 and _rabbit_batch.supports(conf, url, 2.0)
             else None
         )
         self._source: _MemorySource | _SpoolSource = (
@@ -883,7 +883,7 @@ class Delivery:
                 )
             except Exception as exc:
                 self._drop_oslo_connections()
-                reason = rabbit_batch.permanent_reason(exc)
+                reason = _rabbit_batch.permanent_reason(exc)
                 if reason is None:
                     result.error = exc
                     return result
@@ -921,7 +921,7 @@ class Delivery:
             if encoded is None:
                 ctxt, message = item["ctxt"], item["message"]
                 encoded = item["_bodies"] = [
-                    rabbit_batch.encode(ctxt, message, self._ids.take())
+                    _rabbit_batch.encode(ctxt, message, self._ids.take())
                     for _ in item["topics"]
                 ]
                 self._let_callers_run()
@@ -1034,7 +1034,7 @@ class Delivery:
             reason = (
                 None
                 if result.error is None
-                else rabbit_batch.permanent_reason(result.error)
+                else _rabbit_batch.permanent_reason(result.error)
             )
             unsettled = [
                 i

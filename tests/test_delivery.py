@@ -11,7 +11,7 @@ from oslo_context import context as oslo_context
 
 import nova_notifier
 from nova_notifier import delivery
-from nova_notifier.rabbit_batch import PublishResult
+from nova_notifier._rabbit_batch import PublishResult
 
 INSTANCE = {"uuid": "3f1c2b9e-1111-4d2b-9c3e-5f6a7b8c9d0e", "vm_state": "active"}
 
@@ -118,7 +118,7 @@ def test_a_forked_child_gets_its_own_sender(broker_env):
 
 
 def test_batch_waits_for_every_confirm_even_out_of_order():
-    from nova_notifier.rabbit_batch import BatchPublisher
+    from nova_notifier._rabbit_batch import BatchPublisher
     from nova_notifier.testing.config import make_conf
 
     publisher = BatchPublisher(
@@ -210,7 +210,7 @@ def test_batch_frames_are_the_bytes_py_amqp_writes():
     from amqp.method_framing import frame_writer
     from amqp.serialization import dumps
 
-    from nova_notifier import rabbit_batch
+    from nova_notifier import _rabbit_batch
 
     class Writes:
         def __init__(self):
@@ -223,7 +223,7 @@ def test_batch_frames_are_the_bytes_py_amqp_writes():
         frame_max = 131072
         bytes_sent = 0
 
-    publisher = rabbit_batch.BatchPublisher.__new__(rabbit_batch.BatchPublisher)
+    publisher = _rabbit_batch.BatchPublisher.__new__(_rabbit_batch.BatchPublisher)
     publisher._methods, publisher._exchange = {}, "openstack"
     for size in (0, 1, 2000, Conn.frame_max - 148, Conn.frame_max, 300_000):
         body = b"y" * size
@@ -243,7 +243,7 @@ def test_batch_frames_are_the_bytes_py_amqp_writes():
             ),
         )
         ours = publisher._method_frame(3, "notifications.info") + b"".join(
-            rabbit_batch._content_frames(3, body, Conn.frame_max - 8)
+            _rabbit_batch._content_frames(3, body, Conn.frame_max - 8)
         )
         assert ours == b"".join(theirs.out), size
 
@@ -252,7 +252,7 @@ def test_encoded_body_is_what_json_dumps_of_oslos_envelope_gives():
     import json
     import uuid
 
-    from nova_notifier import rabbit_batch
+    from nova_notifier import _rabbit_batch
 
     ctxt = {"user_id": "al\u00efce", "roles": ["a", "b"], "is_admin": False}
     message = {
@@ -260,19 +260,19 @@ def test_encoded_body_is_what_json_dumps_of_oslos_envelope_gives():
         "event_type": 'quote"back\\slash',
         "payload": {"text": "caf\u00e9 \U0001f600\n\t", "n": 1.5, "none": None},
     }
-    [unique_id] = rabbit_batch.unique_ids(1)
+    [unique_id] = _rabbit_batch.unique_ids(1)
     raw = dict(message, _unique_id=unique_id)
     raw.update({f"_context_{k}": v for k, v in ctxt.items()})
     expected = json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(raw)})
-    assert rabbit_batch.encode(ctxt, message, unique_id) == expected.encode("utf-8")
+    assert _rabbit_batch.encode(ctxt, message, unique_id) == expected.encode("utf-8")
 
 
 def test_unique_ids_are_uuid4_hex_texts():
     import uuid
 
-    from nova_notifier import rabbit_batch
+    from nova_notifier import _rabbit_batch
 
-    ids = rabbit_batch.unique_ids(500)
+    ids = _rabbit_batch.unique_ids(500)
     assert len(set(ids)) == 500
     for text in ids:
         value = uuid.UUID(hex=text)

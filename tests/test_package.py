@@ -121,7 +121,7 @@ def test_the_tools_import_only_the_public_api_and_each_other():
         "from nova_notifier.notifier import PRIORITIES",
         "import nova_notifier.notifier",
         "from nova_notifier import notifier",
-        "from nova_notifier import spool_db",
+        "from nova_notifier import _spool_db",
         "from ... import serializer",
         "from ...masking import is_secret_key",
         "def f():\n    from nova_notifier._log import get_logger",

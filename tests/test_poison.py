@@ -29,7 +29,7 @@ import oslo_messaging
 import pytest
 
 import nova_notifier
-from nova_notifier import delivery, lifecycle, rabbit_batch
+from nova_notifier import _rabbit_batch, delivery, lifecycle
 from nova_notifier.tools.amqp_queues import delete_queues
 from tests.conftest import (
     PRIORITIES,
@@ -463,18 +463,18 @@ def test_a_transient_error_is_retried_never_set_aside(fake_env, monkeypatch, cau
 def test_permanent_reason_reads_through_oslo_wrapping():
     wrapped = _through_oslo
 
-    reason = rabbit_batch.permanent_reason(
+    reason = _rabbit_batch.permanent_reason(
         wrapped(amqp.exceptions.ContentTooLarge("CONTENT_TOO_LARGE - body"))
     )
     assert reason == "311 CONTENT_TOO_LARGE - body"
-    assert rabbit_batch.permanent_reason(wrapped(OSError("reset"))) is None
+    assert _rabbit_batch.permanent_reason(wrapped(OSError("reset"))) is None
     # a refused login says nothing about the message: transient
     try:
-        raise rabbit_batch._ConnectError("login") from amqp.exceptions.AccessRefused(
+        raise _rabbit_batch._ConnectError("login") from amqp.exceptions.AccessRefused(
             "ACCESS_REFUSED - Login was refused"
         )
     except Exception as exc:
-        assert rabbit_batch.permanent_reason(exc) is None
+        assert _rabbit_batch.permanent_reason(exc) is None
 
 
 def test_a_missing_queue_is_declared_so_messages_before_any_listener_are_kept():
@@ -485,7 +485,7 @@ def test_a_missing_queue_is_declared_so_messages_before_any_listener_are_kept():
         pytest.fail("RabbitMQ is not answering on 127.0.0.1:5672")
     from nova_notifier.testing.config import make_conf as plain_conf
 
-    publisher = rabbit_batch.BatchPublisher(plain_conf(RABBIT_URL), RABBIT_URL, 5)
+    publisher = _rabbit_batch.BatchPublisher(plain_conf(RABBIT_URL), RABBIT_URL, 5)
     key = f"nn-poison-{uuid.uuid4().hex[:12]}.info"
     try:
         result = publisher.publish(
@@ -538,7 +538,7 @@ def _through_oslo(cause):
     ids=["login-refused", "home-node-down", "resource-locked", "forced"],
 )
 def test_refusals_of_the_connection_or_a_node_away_are_transient(cause):
-    assert rabbit_batch.permanent_reason(_through_oslo(cause)) is None
+    assert _rabbit_batch.permanent_reason(_through_oslo(cause)) is None
 
 
 @pytest.mark.parametrize(
@@ -552,9 +552,9 @@ def test_refusals_of_the_connection_or_a_node_away_are_transient(cause):
             amqp.exceptions.NotFound("NOT_FOUND - no exchange 'nova'", (40, 10)),
             "404 NOT_FOUND - no exchange 'nova'",
         ),
-        (amqp.exceptions.MessageNacked(), rabbit_batch.NACK_REASON),
+        (amqp.exceptions.MessageNacked(), _rabbit_batch.NACK_REASON),
     ],
     ids=["access-on-publish", "missing-exchange", "nack-through-kombu"],
 )
 def test_refusals_of_the_message_or_its_destination_are_permanent(cause, reason):
-    assert rabbit_batch.permanent_reason(_through_oslo(cause)) == reason
+    assert _rabbit_batch.permanent_reason(_through_oslo(cause)) == reason

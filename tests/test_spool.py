@@ -26,8 +26,8 @@ import oslo_messaging
 import pytest
 
 import nova_notifier
-from nova_notifier import delivery, lifecycle, spool_db
-from nova_notifier.rabbit_batch import PublishResult
+from nova_notifier import _spool_db, delivery, lifecycle
+from nova_notifier._rabbit_batch import PublishResult
 from nova_notifier.tools.amqp_queues import delete_queues
 from tests.conftest import (
     PRIORITIES,
@@ -420,8 +420,8 @@ def test_spool_max_bytes_caps_the_spool_with_counted_drops(
     stats = nova_notifier.stats()
     assert stats["queued"] + stats["dropped"] == 1000
     assert 100 < stats["queued"] < 300 and stats["dropped"] > 700, stats
-    db = spool_db.connect(spool)
-    used = spool_db.used_bytes(db)
+    db = _spool_db.connect(spool)
+    used = _spool_db.used_bytes(db)
     db.close()
     assert cap <= used <= cap + 8192, used
     full = [r.getMessage() for r in caplog.records if "the spool is full" in r.msg]
@@ -436,8 +436,8 @@ def test_the_spool_command_works_without_oslo(tmp_path):
     """``nova-notifier spool`` starts fast and works where the service's
     oslo.messaging is not importable: it loads none of oslo."""
     spool = str(tmp_path / "spool.db")
-    db = spool_db.connect(spool)
-    spool_db.add_dead_letter(
+    db = _spool_db.connect(spool)
+    _spool_db.add_dead_letter(
         db, time.time(), {"ctxt": {}, "message": {"event_type": "e"}}, "t", 2.0, 5, "r"
     )
     db.close()
