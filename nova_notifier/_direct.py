@@ -46,13 +46,19 @@ _V4_MASK = ~(0xF000 << 64 | 0xC000 << 48)
 _V4_BITS = 0x4000 << 64 | 0x8000 << 48
 
 
-def message_id() -> str:
-    """A new random UUID (version 4, RFC 4122 variant) as text."""
+def unique_hex() -> str:
+    """A new random UUID (version 4, RFC 4122 variant) as ``uuid4().hex``
+    gives it (oslo.messaging's ``_unique_id``)."""
     global _SEEDED_PID
     if os.getpid() != _SEEDED_PID:
         _RANDOM.seed()
         _SEEDED_PID = os.getpid()
-    h = "%032x" % (_RANDOM.getrandbits(128) & _V4_MASK | _V4_BITS)
+    return "%032x" % (_RANDOM.getrandbits(128) & _V4_MASK | _V4_BITS)
+
+
+def message_id() -> str:
+    """A new random UUID (version 4, RFC 4122 variant) as text."""
+    h = unique_hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -60,19 +66,29 @@ _SECOND: tuple[int, str] = (-1, "")
 _UTCNOW = timeutils.utcnow
 
 
-def timestamp(now_ns: int | None = None) -> str:
-    """The message's ``timestamp`` as oslo.messaging sends it,
-    ``str(timeutils.utcnow())`` (``'2026-12-02 07:21:26.123456'``, no
-    fraction when it is 0), for ``now_ns`` (``time.time_ns()``) or this
-    moment, microseconds cut as ``datetime.now()`` cuts them; oslo.utils'
-    ``set_time_override`` is followed. The text of the second is formatted
-    once a second."""
+def faked_timestamp() -> str | None:
+    """The timestamp text of a time oslo.utils was told to fake
+    (``set_time_override``, or ``utcnow`` patched: tests do), else None."""
     if (
-        timeutils.utcnow is not _UTCNOW  # patched by a test
+        timeutils.utcnow is not _UTCNOW
         or getattr(timeutils, "_override_time", None) is not None
         or getattr(timeutils.utcnow, "override_time", None) is not None
     ):
         return str(timeutils.utcnow())
+    return None
+
+
+def timestamp(now_ns: int | None = None) -> str:
+    """The message's ``timestamp`` as oslo.messaging sends it,
+    ``str(timeutils.utcnow())`` (``'2026-12-02 07:21:26.123456'``, no
+    fraction when it is 0), for ``now_ns`` (``time.time_ns()``) or this
+    moment (then following oslo.utils' ``set_time_override``),
+    microseconds cut as ``datetime.now()`` cuts them. The text of the
+    second is formatted once a second."""
+    if now_ns is None:
+        faked = faked_timestamp()
+        if faked is not None:
+            return faked
     second, nanos = divmod(time.time_ns() if now_ns is None else now_ns, 1_000_000_000)
     micro = nanos // 1000
     cached = _SECOND

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import struct
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ import amqp
 from amqp.serialization import dumps as _amqp_dumps
 from oslo_config import cfg
 
+from nova_notifier._direct import unique_hex
 from nova_notifier._log import get_logger
 from nova_notifier._messaging import oslo_messaging
 
@@ -155,22 +155,8 @@ _json = json.JSONEncoder().encode
 
 
 def unique_ids(count: int) -> list[str]:
-    """``count`` texts as ``uuid.uuid4().hex`` gives them, from one read of
-    the OS's randomness instead of one per id."""
-    pool = int.from_bytes(os.urandom(16 * count), "big")
-    ids = []
-    for _ in range(count):
-        value = pool & _MASK_128
-        pool >>= 128
-        # the version (4) and variant (RFC 4122) bits, as uuid.UUID sets them
-        value = (value & _UUID_CLEAR) | _UUID_SET
-        ids.append(f"{value:032x}")
-    return ids
-
-
-_MASK_128 = (1 << 128) - 1
-_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & _MASK_128
-_UUID_SET = (0x4000 << 64) | (0x8000 << 48)
+    """``count`` texts as ``uuid.uuid4().hex`` gives them."""
+    return [unique_hex() for _ in range(count)]
 
 
 def encode(ctxt: dict[str, Any], message: dict[str, Any], unique_id: str) -> bytes:

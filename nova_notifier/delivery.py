@@ -22,7 +22,6 @@ sender and the spool. Three modes:
 from __future__ import annotations
 
 import collections
-import datetime
 import fcntl
 import json
 import logging
@@ -34,10 +33,15 @@ import weakref
 from typing import Any
 
 from oslo_config import cfg
-from oslo_utils import timeutils
 
 from nova_notifier import _log, _rabbit_batch, _spool_db
-from nova_notifier._direct import WIRE_PRIORITY
+from nova_notifier._direct import (
+    WIRE_PRIORITY,
+    faked_timestamp,
+    message_id,
+    timestamp,
+    unique_hex,
+)
 from nova_notifier._log import get_logger
 from nova_notifier._messaging import oslo_messaging
 from nova_notifier._rabbit_batch import BatchPublisher, PublishResult
@@ -155,24 +159,9 @@ def check(conf: cfg.ConfigOpts) -> None:
         )
 
 
-def _message_id(hex_id: str) -> str:
-    """``str(uuid.uuid4())`` of the id ``unique_ids`` gave as hex."""
-    return f"{hex_id[:8]}-{hex_id[8:12]}-{hex_id[12:16]}-{hex_id[16:20]}-{hex_id[20:]}"
-
-
 def _timestamp(created: float) -> str:
-    """``str(timeutils.utcnow())`` at the moment ``time.time()`` said ``created``."""
-    return str(
-        datetime.datetime.fromtimestamp(created, datetime.timezone.utc).replace(
-            tzinfo=None
-        )
-    )
-
-
-def _stamp() -> str | None:
-    """The timestamp text of a time oslo.utils was told to fake (tests
-    do), else None: the sender formats the emit call's ``time.time()``."""
-    return str(timeutils.utcnow()) if timeutils._override_time else None
+    """The timestamp text of the moment ``time.time()`` said ``created``."""
+    return timestamp(round(created * 1_000_000) * 1000)
 
 
 def _message(
@@ -203,25 +192,6 @@ def _message(
 # switch interval (5 ms) whenever the sender is busy. (sleep(0) costs
 # some 80 us on a VM, hence not after every message.)
 _SLEEP_EVERY = 16
-
-
-class _Ids:
-    """uuid4 texts, made a few hundred at a time (one read of os.urandom)."""
-
-    def __init__(self) -> None:
-        self._pool: list[str] = []
-        self._pid = 0  # a forked child must not reuse its parent's ids
-
-    def take(self) -> str:
-        try:
-            if self._pid == os.getpid():
-                return self._pool.pop()
-        except IndexError:  # used up (perhaps by another emitting thread)
-            pass
-        pool = _rabbit_batch.unique_ids(256)
-        value = pool.pop()
-        self._pool, self._pid = pool, os.getpid()
-        return value
 
 
 class _Unit:
@@ -261,7 +231,6 @@ class _MemorySource:
         self.size = size
         self._topics = topics
         self._version = version
-        self._ids = _Ids()
 
     @staticmethod
     def wait_for_emitters() -> bool:
@@ -278,7 +247,7 @@ class _MemorySource:
         except queue.Empty:
             return None
         message = _message(
-            _message_id(self._ids.take()),
+            message_id(),
             publisher_id,
             event_type,
             payload,
@@ -744,7 +713,6 @@ class Delivery:
             else _MemorySource(group.queue_size, self._topics, self._version)
         )
         self._memory = self._source if isinstance(self._source, _MemorySource) else None
-        self._ids = _Ids()
         self._breaths = 0
         # Taken and encoded while the broker confirmed the batch before.
         self._prefetched: list[tuple[Any, float, dict[str, Any]]] = []
@@ -795,7 +763,7 @@ class Delivery:
             memory.append(
                 (
                     time.time(),
-                    _stamp(),
+                    faked_timestamp(),
                     publisher_id,
                     ctxt,
                     event_type,
@@ -810,12 +778,12 @@ class Delivery:
         spool.entering()
         try:
             message = _message(
-                _message_id(self._ids.take()),
+                message_id(),
                 publisher_id,
                 event_type,
                 sanitize(payload),
                 priority,
-                _stamp() or _timestamp(time.time()),
+                faked_timestamp() or _timestamp(time.time()),
             )
             item = {
                 "ctxt": ctxt,
@@ -921,7 +889,7 @@ class Delivery:
             if encoded is None:
                 ctxt, message = item["ctxt"], item["message"]
                 encoded = item["_bodies"] = [
-                    _rabbit_batch.encode(ctxt, message, self._ids.take())
+                    _rabbit_batch.encode(ctxt, message, unique_hex())
                     for _ in item["topics"]
                 ]
                 self._let_callers_run()
