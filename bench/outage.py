@@ -271,11 +271,11 @@ def sender_conf(scenario: Scenario, url: str, topic: str, workdir: str) -> Any:
     )
     if scenario.mode is not None:
         conf.set_override("delivery_mode", scenario.mode, group="notifications")
-        conf.set_override("retry_backoff_max", 0.5, group="notifications")
-        conf.set_override("flush_timeout", 5.0, group="notifications")
+        conf.set_override("retry_backoff_max", 0.5, group="notification_delivery")
+        conf.set_override("flush_timeout", 5.0, group="notification_delivery")
         if scenario.mode == "spool":
             path = os.path.join(workdir, f"{scenario.key}.db")
-            conf.set_override("spool_path", path, group="notifications")
+            conf.set_override("spool_path", path, group="notification_delivery")
     return conf
 
 

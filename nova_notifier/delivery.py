@@ -23,16 +23,20 @@ from __future__ import annotations
 
 import collections
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from oslo_config import cfg
+from oslo_serialization import jsonutils
 
 from nova_notifier import _log, _rabbit_batch, _spool_db
 from nova_notifier._direct import (
@@ -53,7 +57,13 @@ LOG = get_logger(__name__)
 DIRECT, BACKGROUND, SPOOL = "direct", "background", "spool"
 _MESSAGING_DRIVERS = {"messagingv2": 2.0, "messaging": 1.0}
 
-OPTS = [
+GROUP = "notification_delivery"
+# The drivers' names, as [oslo_messaging_notifications] driver gives them.
+DRIVER_NAMES = {BACKGROUND: "nova_notifier.background", SPOOL: "nova_notifier.spool"}
+
+# [notifications] delivery_mode: the library's own helpers' way of choosing
+# a sender (the one code path the drivers use too).
+MODE_OPTS = [
     cfg.StrOpt(
         "delivery_mode",
         default=DIRECT,
@@ -62,78 +72,105 @@ OPTS = [
             (BACKGROUND, "a bounded memory queue and a sender thread"),
             (SPOOL, "a durable SQLite spool and a sender thread"),
         ],
-        help="How emitted notifications reach the broker. background and "
-        "spool never make the emit call wait on the network; they need the "
-        "messagingv2 (or messaging) driver.",
+        help="How the library's own helpers' notifications reach the broker. "
+        "background and spool are the nova_notifier.background and "
+        "nova_notifier.spool drivers standing in for messagingv2 (or "
+        "messaging): the emit call never waits on the network. Other "
+        "oslo.messaging Notifiers of the process choose those drivers in "
+        "[oslo_messaging_notifications] driver.",
     ),
-    cfg.IntOpt(
+]
+
+
+def _opt(kind: Any, name: str, **kwargs: Any) -> Any:
+    """A [notification_delivery] option, also read under its old
+    [notifications] name (deprecated)."""
+    return kind(name, deprecated_group="notifications", **kwargs)
+
+
+# [notification_delivery]: the senders' tuning, shared by delivery_mode and
+# the nova_notifier.background / nova_notifier.spool oslo.messaging drivers.
+OPTS = [
+    _opt(
+        cfg.IntOpt,
         "queue_size",
         default=10000,
         min=1,
-        help="background mode: notifications held in memory before new ones "
-        "are dropped.",
+        help="background: notifications held in memory before new ones "
+        "are dropped (counted, logged).",
     ),
-    cfg.StrOpt(
+    _opt(
+        cfg.StrOpt,
         "spool_path",
-        help="spool mode: the SQLite file holding undelivered notifications.",
+        sample_default="$XDG_STATE_HOME/nova-notifier/spool-<hash>.db",
+        help="spool: the SQLite file holding undelivered notifications. "
+        "Unset: a file per transport URL in the user's state directory "
+        "($XDG_STATE_HOME, else ~/.local/state, under nova-notifier/), "
+        "logged at start-up. Several processes may share one spool.",
     ),
-    cfg.StrOpt(
+    _opt(
+        cfg.StrOpt,
         "spool_sync",
         default="normal",
         choices=[
             ("normal", "survives a killed process; an OS crash may lose the last"),
             ("full", "survives an OS crash too; an fsync per emit call"),
         ],
-        help="spool mode: SQLite synchronous setting.",
+        help="spool: SQLite synchronous setting.",
     ),
-    cfg.FloatOpt(
+    _opt(
+        cfg.FloatOpt,
         "retry_backoff_max",
         default=30.0,
         min=0.01,
         help="Longest wait, in seconds, between two delivery attempts of the "
-        "background sender (the wait doubles from 0.1 s).",
+        "sender once every host of the transport URL failed (the wait "
+        "doubles from 0.1 s).",
     ),
-    cfg.IntOpt(
+    _opt(
+        cfg.IntOpt,
         "sender_batch_size",
         default=200,
         min=1,
-        help="background and spool modes on rabbit://: notifications the "
-        "sender publishes before it waits, once, for the broker to confirm "
-        "them all. 1 sends each through oslo.messaging and waits for its "
-        "confirm.",
+        help="On rabbit://: notifications the sender publishes before it "
+        "waits, once, for the broker to confirm them all. 1 sends each "
+        "through oslo.messaging and waits for its confirm.",
     ),
-    cfg.FloatOpt(
+    _opt(
+        cfg.FloatOpt,
         "send_timeout",
         default=10.0,
         min=0.1,
-        help="background and spool modes on rabbit://: seconds the sender "
-        "waits on a silent broker (connect, publish, confirms) before it "
-        "drops the connection and retries.",
+        help="On rabbit://: seconds the sender waits on a silent broker "
+        "(connect, publish, confirms) before it drops the connection and "
+        "tries the next host.",
     ),
-    cfg.FloatOpt(
+    _opt(
+        cfg.FloatOpt,
         "flush_timeout",
         default=10.0,
         min=0,
-        help="Seconds cleanup(), or the interpreter's exit when cleanup() "
-        "was not called, waits for the background sender to deliver what "
-        "is queued.",
+        help="Seconds cleanup(), or the interpreter's exit, waits for a "
+        "sender to deliver what it holds (a spool keeps the rest for the "
+        "next start; a memory queue loses it, counted).",
     ),
-    cfg.IntOpt(
+    _opt(
+        cfg.IntOpt,
         "dead_letter_after",
         default=5,
         min=1,
-        help="background and spool modes: attempts before a message the "
-        "broker refuses for good (basic.nack, ACCESS_REFUSED, "
-        "PRECONDITION_FAILED, NOT_FOUND, a message over max_message_size) is "
-        "set aside: into the spool's dead_letter table in spool mode, "
-        "dropped (counted) in background mode. Connection losses and "
-        "timeouts are retried for ever.",
+        help="Attempts before a message the broker refuses for good "
+        "(basic.nack, ACCESS_REFUSED, PRECONDITION_FAILED, NOT_FOUND, a "
+        "message over max_message_size) is set aside: into the spool's "
+        "dead_letter table with spool, dropped (counted) with background. "
+        "Connection losses and timeouts are retried for ever.",
     ),
-    cfg.IntOpt(
+    _opt(
+        cfg.IntOpt,
         "spool_max_bytes",
         default=0,
         min=0,
-        help="spool mode: bytes of data the spool may hold (SQLite pages in "
+        help="spool: bytes of data the spool may hold (SQLite pages in "
         "use, dead letters included); when full, new notifications are "
         "dropped (counted, logged at a bounded rate). 0: no limit.",
     ),
@@ -141,22 +178,61 @@ OPTS = [
 
 
 def check(conf: cfg.ConfigOpts) -> None:
-    """Reject a delivery configuration that cannot work (used by ``init()``)."""
-    group = conf.notifications
-    if group.delivery_mode == DIRECT:
+    """Reject a delivery configuration that cannot work (used by ``init()``).
+
+    ``delivery_mode`` background or spool stands in for the messagingv2 (or
+    messaging) driver; with this library's own driver configured instead,
+    the mode must be direct or the same as the driver's.
+    """
+    mode = conf.notifications.delivery_mode
+    if mode == DIRECT:
         return
     drivers = set(conf.oslo_messaging_notifications.driver) - {"noop"}
-    if drivers and not drivers <= set(_MESSAGING_DRIVERS):
+    ours = drivers & set(DRIVER_NAMES.values())
+    if ours and ours != {DRIVER_NAMES[mode]}:
         raise ConfigError(
             f"invalid value for option [notifications] delivery_mode: "
-            f"{group.delivery_mode!r} needs the messagingv2 or messaging "
-            f"driver, not {sorted(drivers)}"
+            f"{mode!r} contradicts [oslo_messaging_notifications] driver "
+            f"{sorted(ours)}; set delivery_mode = direct (the driver then "
+            f"chooses) or drop one"
         )
-    if group.delivery_mode == SPOOL and not group.spool_path:
+    others = drivers - set(DRIVER_NAMES.values())
+    if others and not others <= set(_MESSAGING_DRIVERS):
         raise ConfigError(
-            "invalid value for option [notifications] spool_path: "
-            "delivery_mode 'spool' needs a spool_path"
+            f"invalid value for option [notifications] delivery_mode: "
+            f"{mode!r} needs the messagingv2 or messaging driver, not "
+            f"{sorted(others)}"
         )
+
+
+def drivers_configured(conf: cfg.ConfigOpts) -> bool:
+    """Whether ``[oslo_messaging_notifications] driver`` names one of this
+    library's drivers (which then deliver for the library's helpers too)."""
+    return bool(
+        set(conf.oslo_messaging_notifications.driver) & set(DRIVER_NAMES.values())
+    )
+
+
+def _state_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(base, "nova-notifier")
+
+
+def default_spool_path(transport_url: str) -> str:
+    """The spool file used when ``spool_path`` is unset: one per broker.
+
+    ``<state dir>/nova-notifier/spool-<hash>.db``, the hash taken over the
+    URL without its passwords (so processes of one user sending to the same
+    broker share a spool, and no secret shapes a file name). The directory
+    is created mode 0700.
+    """
+    masked = re.sub(r"([/,][^:/,@]*):[^@,/]*@", r"\1@", transport_url)
+    digest = hashlib.sha256(masked.encode("utf-8")).hexdigest()[:12]
+    directory = _state_dir()
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    return os.path.join(directory, f"spool-{digest}.db")
 
 
 def _timestamp(created: float) -> str:
@@ -216,8 +292,9 @@ class _Unit:
 
 # What an emit call queues in background mode: (time.time(), its
 # timestamp text when oslo.utils fakes the time, publisher_id, ctxt,
-# event_type, payload, priority). The sender makes the wire message of it.
-_Entry = tuple[float, "str | None", str, dict[str, Any], str, Any, str]
+# event_type, payload, priority); the sender makes the wire message of it.
+# Or, from a driver, (time.time(), item): the message oslo.messaging built.
+_Entry = tuple[Any, ...]
 
 
 class _MemorySource:
@@ -239,13 +316,16 @@ class _MemorySource:
 
     def take(self, timeout: float) -> tuple[Any, float, dict[str, Any]] | None:
         try:
-            created, stamp, publisher_id, ctxt, event_type, payload, priority = (
+            entry = (
                 self._queue.get(timeout=timeout)
                 if timeout
                 else self._queue.get_nowait()
             )
         except queue.Empty:
             return None
+        if len(entry) == 2:  # (time, item): a message a driver was given
+            return None, entry[0], entry[1]
+        created, stamp, publisher_id, ctxt, event_type, payload, priority = entry
         message = _message(
             message_id(),
             publisher_id,
@@ -658,6 +738,22 @@ class _SpoolSource:
         return left
 
 
+def _wire_copy(value: Any) -> Any:
+    """``value`` as messagingv2 puts it on the wire (oslo.serialization's
+    ``jsonutils``, which turns datetimes, sets and the like into JSON)."""
+    return json.loads(jsonutils.dumps(value))
+
+
+def transport_url_of(transport: Any, conf: cfg.ConfigOpts) -> str:
+    """The URL ``transport`` was built from (its driver's), else the one
+    ``conf`` names for notifications."""
+    url = getattr(getattr(transport, "_driver", None), "_url", None)
+    if url is not None:
+        return str(url)
+    notify_conf = conf.oslo_messaging_notifications
+    return notify_conf.transport_url or conf.transport_url or ""
+
+
 class Delivery:
     """Hands notifications to the transport; the caller never waits on it.
 
@@ -677,16 +773,25 @@ class Delivery:
         transport: Any,
         stats: collections.Counter[str],
         start: bool = True,
+        mode: str | None = None,
+        topics: list[str] | None = None,
     ) -> None:
-        group = conf.notifications
-        self.mode = group.delivery_mode
+        """A sender for ``mode`` (default ``[notifications] delivery_mode``)
+        to ``topics`` (default ``[oslo_messaging_notifications] topics``)
+        over ``transport``, counting into ``stats``. Given a ``mode`` (a
+        driver's sender), it sends the 2.0 envelope, as messagingv2 does."""
+        group = conf[GROUP]
+        self.mode = mode or conf.notifications.delivery_mode
         self._transport = transport
         self._stats = stats
         notify_conf = conf.oslo_messaging_notifications
-        self._topics = list(notify_conf.topics)
-        drivers = [d for d in notify_conf.driver if d in _MESSAGING_DRIVERS]
-        self._version = _MESSAGING_DRIVERS[drivers[0]] if drivers else 2.0
-        self.enabled = bool(drivers)
+        self._topics = list(notify_conf.topics if topics is None else topics)
+        if mode is None:
+            drivers = [d for d in notify_conf.driver if d in _MESSAGING_DRIVERS]
+            self._version = _MESSAGING_DRIVERS[drivers[0]] if drivers else 2.0
+            self.enabled = bool(drivers)
+        else:
+            self._version, self.enabled = 2.0, True
         retry = notify_conf.retry
         # A finite retry per attempt, so a failure comes back to the sender
         # (which retries on its own terms) instead of blocking it for ever.
@@ -694,24 +799,33 @@ class Delivery:
         self._backoff_max = group.retry_backoff_max
         self._flush_timeout = group.flush_timeout
         self._dead_letter_after = group.dead_letter_after
-        url = notify_conf.transport_url or conf.transport_url or ""
+        url = transport_url_of(transport, conf)
         self._batch_size = group.sender_batch_size
         self._batcher = (
             BatchPublisher(conf, url, group.send_timeout)
             if self._batch_size > 1 and _rabbit_batch.supports(conf, url, 2.0)
             else None
         )
-        self._source: _MemorySource | _SpoolSource = (
-            _SpoolSource(
-                group.spool_path,
+        self._source: _MemorySource | _SpoolSource
+        if self.mode == SPOOL:
+            path = group.spool_path
+            if not path:
+                path = default_spool_path(url)
+                LOG.info(
+                    "nova_notifier: spooling undelivered notifications in %s "
+                    "([%s] spool_path is unset)",
+                    path,
+                    GROUP,
+                )
+            self._source = _SpoolSource(
+                path,
                 group.spool_sync,
                 self._topics,
                 self._version,
                 group.spool_max_bytes,
             )
-            if self.mode == SPOOL
-            else _MemorySource(group.queue_size, self._topics, self._version)
-        )
+        else:
+            self._source = _MemorySource(group.queue_size, self._topics, self._version)
         self._memory = self._source if isinstance(self._source, _MemorySource) else None
         self._breaths = 0
         # Taken and encoded while the broker confirmed the batch before.
@@ -773,25 +887,61 @@ class Delivery:
             )
             self._stats["queued"] += 1
             return
+        self._spool(
+            event_type,
+            lambda: {
+                "ctxt": ctxt,
+                "message": _message(
+                    message_id(),
+                    publisher_id,
+                    event_type,
+                    sanitize(payload),
+                    priority,
+                    faked_timestamp() or _timestamp(time.time()),
+                ),
+                "topics": self._topics,
+                "version": self._version,
+            },
+        )
+
+    def submit_message(
+        self, ctxt: dict[str, Any], message: dict[str, Any], topics: list[str]
+    ) -> None:
+        """Queue a message oslo.messaging's ``Notifier`` built (a driver's
+        ``notify``) for ``topics``; never raises.
+
+        The context and message are copied as messagingv2 would send them
+        (``jsonutils``' JSON, so the caller may change its own afterwards);
+        one that cannot be made JSON is dropped, counted and logged.
+        """
+        event_type = str(message.get("event_type"))
+        try:
+            item = {
+                "ctxt": _wire_copy(ctxt),
+                "message": _wire_copy(message),
+                "topics": topics,
+                "version": 2.0,
+            }
+        except Exception as exc:
+            self._dropped(event_type, f"cannot be sent as JSON: {_log.describe(exc)}")
+            return
+        memory = self._memory
+        if memory is None:
+            self._spool(event_type, lambda: item)
+        elif memory.qsize() >= memory.size:
+            self._dropped(event_type, "the delivery queue is full")
+        else:
+            memory.append((time.time(), item))
+            self._stats["queued"] += 1
+
+    def _spool(self, event_type: str, build: Callable[[], dict[str, Any]]) -> None:
+        """Write the item ``build()`` gives to the spool (the sender knows an
+        emitter is inside, and waits for it between messages)."""
         spool = self._source
         assert isinstance(spool, _SpoolSource)
         spool.entering()
         try:
-            message = _message(
-                message_id(),
-                publisher_id,
-                event_type,
-                sanitize(payload),
-                priority,
-                faked_timestamp() or _timestamp(time.time()),
-            )
-            item = {
-                "ctxt": ctxt,
-                "message": message,
-                "topics": self._topics,
-                "version": self._version,
-            }
-            refused = spool.put(item)
+            refused = spool.put(build())
         finally:
             spool.leaving()
         if refused is None:

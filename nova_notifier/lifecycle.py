@@ -20,7 +20,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nova_notifier import _settings, opts
+from nova_notifier import _settings, drivers, opts
 from nova_notifier import delivery as delivery_mod
 from nova_notifier._direct import DirectSender
 from nova_notifier._log import RateLimited, describe, get_logger
@@ -114,7 +114,12 @@ def init(conf: cfg.ConfigOpts | None = None) -> None:
         try:
             if not enabled:
                 pass
-            elif conf.notifications.delivery_mode == delivery_mod.DIRECT:
+            elif (
+                conf.notifications.delivery_mode == delivery_mod.DIRECT
+                or delivery_mod.drivers_configured(conf)
+            ):
+                # With nova_notifier.background or .spool configured, the
+                # driver is the sender: the emit call hands it the message.
                 direct = DirectSender(conf, transport)
             else:
                 # Started only once the previous set-up is released: two
@@ -206,7 +211,11 @@ def _release() -> None:
     _STATE.delivery = None
     _STATE.settings = None
     _STATE.notifiers = {}
-    if delivery is not None and not delivery.close():
+    stopped = delivery is None or delivery.close()
+    if transport is not None:
+        # A driver's sender on this transport (driver = nova_notifier.*).
+        stopped = drivers.flush(transport=transport) and stopped
+    if not stopped:
         # The sender is still using the transport: leave it to the sender.
         LOG.warning("nova_notifier: transport left open for a sender still running")
         transport = None

@@ -18,9 +18,10 @@ def list_opts() -> list[tuple[str, list[Any]]]:
 
     The options are copies: changing one changes nothing in the library.
     """
-    groups = [
+    groups: list[tuple[str, list[Any]]] = [
         ("DEFAULT", default.OPTS),
-        ("notifications", notifications.OPTS + delivery.OPTS),
+        ("notifications", notifications.OPTS + delivery.MODE_OPTS),
+        (delivery.GROUP, delivery.OPTS),
     ]
     return copy.deepcopy(groups)
 

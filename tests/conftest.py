@@ -142,7 +142,7 @@ def make_conf(transport_url: str, topic: str, **overrides: Any) -> cfg.ConfigOpt
         conf.set_override("delivery_mode", mode, group="notifications")
     if mode == "spool":
         spool = os.path.join(tempfile.mkdtemp(prefix="nn-spool-"), "spool.db")
-        conf.set_override("spool_path", spool, group="notifications")
+        conf.set_override("spool_path", spool, group="notification_delivery")
     for key, value in overrides.items():
         group, _, name = key.rpartition("__")
         conf.set_override(name, value, group=group or None)

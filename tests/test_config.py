@@ -89,7 +89,7 @@ def _names(opts):
 def test_list_opts_lists_every_option_under_its_group():
     groups = dict(nova_notifier.list_opts())
 
-    assert set(groups) == {"DEFAULT", "notifications"}
+    assert set(groups) == {"DEFAULT", "notifications", "notification_delivery"}
     assert set(_names(groups["DEFAULT"])) == {
         "host",
         "instance_usage_audit_period",
@@ -101,7 +101,21 @@ def test_list_opts_lists_every_option_under_its_group():
         "notify_on_api_faults",
         "default_level",
         "default_publisher_id",
+        "delivery_mode",
     } <= set(_names(groups["notifications"]))
+    delivery = {
+        "queue_size",
+        "spool_path",
+        "spool_sync",
+        "spool_max_bytes",
+        "sender_batch_size",
+        "send_timeout",
+        "flush_timeout",
+        "retry_backoff_max",
+        "dead_letter_after",
+    }
+    assert set(_names(groups["notification_delivery"])) == delivery
+    assert not delivery & set(_names(groups["notifications"]))
 
 
 def test_options_default_to_nova_defaults():

@@ -19,7 +19,9 @@ INSTANCE = {"uuid": "3f1c2b9e-1111-4d2b-9c3e-5f6a7b8c9d0e", "vm_state": "active"
 def _set_mode(env, mode, tmp_path):
     env.override("delivery_mode", mode, group="notifications")
     if mode == "spool":
-        env.override("spool_path", str(tmp_path / "spool.db"), group="notifications")
+        env.override(
+            "spool_path", str(tmp_path / "spool.db"), group="notification_delivery"
+        )
     nova_notifier.init(env.conf)
 
 
@@ -78,8 +80,8 @@ def test_a_full_queue_drops_and_counts_without_blocking(fake_env, monkeypatch):
 
     monkeypatch.setattr(delivery.Delivery, "_send", stuck)
     fake_env.override("delivery_mode", "background", group="notifications")
-    fake_env.override("queue_size", 5, group="notifications")
-    fake_env.override("sender_batch_size", 1, group="notifications")
+    fake_env.override("queue_size", 5, group="notification_delivery")
+    fake_env.override("sender_batch_size", 1, group="notification_delivery")
     nova_notifier.init(fake_env.conf)
     notifier = nova_notifier.get_notifier("compute")
     for seq in range(20):
@@ -138,8 +140,8 @@ def test_batch_waits_for_every_confirm_even_out_of_order():
 def test_a_process_without_a_driver_leaves_the_spool_alone(fake_env, tmp_path):
     spool = str(tmp_path / "spool.db")
     fake_env.override("delivery_mode", "spool", group="notifications")
-    fake_env.override("spool_path", spool, group="notifications")
-    fake_env.override("retry_backoff_max", 0.1, group="notifications")
+    fake_env.override("spool_path", spool, group="notification_delivery")
+    fake_env.override("retry_backoff_max", 0.1, group="notification_delivery")
     # a first process whose broker is unreachable leaves rows in the spool
     fake_env.override("driver", ["messagingv2"], group="oslo_messaging_notifications")
     nova_notifier.init(fake_env.conf)
@@ -179,8 +181,8 @@ def test_repeated_failures_are_logged_at_a_bounded_rate_with_counts(
 
     monkeypatch.setattr(delivery.Delivery, "_send", send)
     fake_env.override("delivery_mode", "background", group="notifications")
-    fake_env.override("retry_backoff_max", 0.01, group="notifications")
-    fake_env.override("queue_size", 10, group="notifications")
+    fake_env.override("retry_backoff_max", 0.01, group="notification_delivery")
+    fake_env.override("queue_size", 10, group="notification_delivery")
     caplog.set_level(logging.WARNING, logger="nova_notifier")
     nova_notifier.init(fake_env.conf)
     notifier = nova_notifier.get_notifier("compute")

@@ -58,19 +58,21 @@ class Outage:
             self.proxy.url(),
             self.topic,
             notifications__delivery_mode=mode,
-            notifications__retry_backoff_max=0.5,
-            notifications__queue_size=50000,
+            notification_delivery__retry_backoff_max=0.5,
+            notification_delivery__queue_size=50000,
             **overrides,
         )
         if mode == "spool":
             conf.set_override(
-                "spool_path", str(self.tmp_path / "spool.db"), group="notifications"
+                "spool_path",
+                str(self.tmp_path / "spool.db"),
+                group="notification_delivery",
             )
         # A black-holed connection times out after this many seconds.
         conf.set_override(
             "heartbeat_timeout_threshold", 4, group="oslo_messaging_rabbit"
         )
-        conf.set_override("send_timeout", 4, group="notifications")
+        conf.set_override("send_timeout", 4, group="notification_delivery")
         nova_notifier.init(conf)
 
     def seqs(self) -> collections.Counter:
@@ -244,7 +246,7 @@ def test_a_cut_on_the_oslo_path_is_retried_never_set_aside(outage, mode):
     """sender_batch_size = 1 sends through oslo.messaging's transport: a cut
     connection must come back (oslo's pool would keep the dead one) and
     nothing may be taken for a poison message."""
-    outage.init(mode, notifications__sender_batch_size=1)
+    outage.init(mode, notification_delivery__sender_batch_size=1)
     _emit(0, 200)
     outage.wait_all(set(range(200)), timeout=60)
     outage.proxy.cut()

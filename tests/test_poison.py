@@ -115,13 +115,13 @@ class Poison:
             RABBIT_URL,
             self.topic,
             notifications__delivery_mode=mode,
-            notifications__retry_backoff_max=0.05,
-            notifications__dead_letter_after=3,
-            notifications__flush_timeout=5,
+            notification_delivery__retry_backoff_max=0.05,
+            notification_delivery__dead_letter_after=3,
+            notification_delivery__flush_timeout=5,
             **overrides,
         )
         if mode == "spool":
-            conf.set_override("spool_path", self.spool, group="notifications")
+            conf.set_override("spool_path", self.spool, group="notification_delivery")
         nova_notifier.init(conf)
 
     def arrived(self, event_type: str) -> list:
@@ -317,7 +317,9 @@ def test_a_mismatched_exchange_sets_messages_aside_until_it_is_fixed(
     finally:
         conn.close()
     caplog.set_level(logging.WARNING, logger="nova_notifier")
-    poison.init(mode, control_exchange=exchange, notifications__sender_batch_size=batch)
+    poison.init(
+        mode, control_exchange=exchange, notification_delivery__sender_batch_size=batch
+    )
     notifier = nova_notifier.get_notifier("compute", "poison")
     notifier.info({}, "test.poison", {"seq": -1})
     _wait(lambda: nova_notifier.stats()["dead_lettered"] == 1, what="the dead letter")
@@ -386,9 +388,9 @@ def _failing_transport(monkeypatch, should_fail, cause):
 
 def _fake_background(env, **overrides) -> None:
     env.override("delivery_mode", "background", group="notifications")
-    env.override("sender_batch_size", 1, group="notifications")
-    env.override("retry_backoff_max", 0.02, group="notifications")
-    env.override("dead_letter_after", 2, group="notifications")
+    env.override("sender_batch_size", 1, group="notification_delivery")
+    env.override("retry_backoff_max", 0.02, group="notification_delivery")
+    env.override("dead_letter_after", 2, group="notification_delivery")
     for name, value in overrides.items():
         env.override(name, value, group="notifications")
     nova_notifier.init(env.conf)

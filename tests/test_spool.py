@@ -112,7 +112,7 @@ _CHILD = textwrap.dedent(
     conf = make_conf(url, [topic], delivery_mode=mode, flush_timeout=3,
                      retry_backoff_max=0.2)
     if mode == "spool":
-        conf.set_override("spool_path", spool, group="notifications")
+        conf.set_override("spool_path", spool, group="notification_delivery")
     nova_notifier.init(conf)
     notifier = nova_notifier.get_notifier("compute", "exiting")
     for seq in range(int(count)):
@@ -184,8 +184,10 @@ def test_cleanup_leaves_the_spool_and_transport_to_a_stuck_sender(
     monkeypatch.setattr(delivery.Delivery, "_send", stuck)
     monkeypatch.setattr(delivery.Delivery, "_ABORT_JOIN", 0.2)
     fake_env.override("delivery_mode", "spool", group="notifications")
-    fake_env.override("spool_path", str(tmp_path / "s.db"), group="notifications")
-    fake_env.override("flush_timeout", 0.2, group="notifications")
+    fake_env.override(
+        "spool_path", str(tmp_path / "s.db"), group="notification_delivery"
+    )
+    fake_env.override("flush_timeout", 0.2, group="notification_delivery")
     nova_notifier.init(fake_env.conf)
     sender = lifecycle._STATE.delivery
     transport = lifecycle.transport()
@@ -220,8 +222,8 @@ def test_forks_during_spool_writes_leave_every_child_working(bus, tmp_path):
         RABBIT_URL,
         env.topics[0],
         notifications__delivery_mode="spool",
-        notifications__spool_path=str(tmp_path / "spool.db"),
-        notifications__flush_timeout=1,
+        notification_delivery__spool_path=str(tmp_path / "spool.db"),
+        notification_delivery__flush_timeout=1,
     )
     nova_notifier.init(conf)
     writer = nova_notifier.get_notifier("compute", "writer")
@@ -282,7 +284,7 @@ def test_the_spool_files_are_private(fake_env, tmp_path):
     old = os.umask(0o022)
     try:
         fake_env.override("delivery_mode", "spool", group="notifications")
-        fake_env.override("spool_path", str(spool), group="notifications")
+        fake_env.override("spool_path", str(spool), group="notification_delivery")
         nova_notifier.init(fake_env.conf)
         nova_notifier.get_notifier("compute").info({}, "test.private", {})
         fake_env.collector.wait_for(1, event_type="test.private")
@@ -326,7 +328,7 @@ def test_an_old_spool_is_migrated_and_replayed_to_the_current_topics(
     }
     _old_spool(spool, message)
     fake_env.override("delivery_mode", "spool", group="notifications")
-    fake_env.override("spool_path", spool, group="notifications")
+    fake_env.override("spool_path", spool, group="notification_delivery")
     nova_notifier.init(fake_env.conf)
     [got] = fake_env.collector.wait_for(1, event_type="test.old")
     assert (got.priority, got.publisher_id, got.payload) == (
@@ -355,8 +357,8 @@ def test_each_row_is_sent_where_the_process_that_wrote_it_meant(bus, tmp_path):
             one.topics[0],
             oslo_messaging_notifications__driver=["messaging"],
             notifications__delivery_mode="spool",
-            notifications__spool_path=spool,
-            notifications__flush_timeout=0.2,
+            notification_delivery__spool_path=spool,
+            notification_delivery__flush_timeout=0.2,
         )
     )
     nova_notifier.get_notifier("compute", "one").info({}, "test.where", {"by": 1})
@@ -372,7 +374,7 @@ def test_each_row_is_sent_where_the_process_that_wrote_it_meant(bus, tmp_path):
             RABBIT_URL,
             two.topics[0],
             notifications__delivery_mode="spool",
-            notifications__spool_path=spool,
+            notification_delivery__spool_path=spool,
         )
     )
     nova_notifier.get_notifier("compute", "two").info({}, "test.where", {"by": 2})
@@ -409,9 +411,9 @@ def test_spool_max_bytes_caps_the_spool_with_counted_drops(
     spool = str(tmp_path / "capped.db")
     cap = 256 * 1024
     fake_env.override("delivery_mode", "spool", group="notifications")
-    fake_env.override("spool_path", spool, group="notifications")
-    fake_env.override("spool_max_bytes", cap, group="notifications")
-    fake_env.override("retry_backoff_max", 0.05, group="notifications")
+    fake_env.override("spool_path", spool, group="notification_delivery")
+    fake_env.override("spool_max_bytes", cap, group="notification_delivery")
+    fake_env.override("retry_backoff_max", 0.05, group="notification_delivery")
     caplog.set_level(logging.WARNING, logger="nova_notifier")
     nova_notifier.init(fake_env.conf)
     notifier = nova_notifier.get_notifier("compute", "capped")

@@ -38,7 +38,7 @@ def main() -> int:
         conf.set_override("host", "worker-host")
         conf.set_override("delivery_mode", mode, "notifications")
         if spool != "-":
-            conf.set_override("spool_path", spool, "notifications")
+            conf.set_override("spool_path", spool, "notification_delivery")
         nova_notifier.init(conf)
         compute = nova_notifier.get_notifier("compute")
         instance = {

@@ -8,6 +8,7 @@ from typing import Any
 from oslo_config import cfg
 from oslo_messaging import opts as messaging_opts
 
+from nova_notifier import delivery
 from nova_notifier.lifecycle import register_opts
 
 
@@ -18,14 +19,15 @@ def make_conf(
     host: str | None = None,
     rabbit: Mapping[str, Any] | None = None,
     project: str = "nova-notifier",
-    **notifications: Any,
+    **options: Any,
 ) -> cfg.ConfigOpts:
     """A fresh ``ConfigOpts`` with no config files, ready for ``init()``.
 
     The library's options and oslo.messaging's (``[oslo_messaging_rabbit]``
     included) are registered; the transport, driver and topics are set, as
     are ``[DEFAULT] host`` when given, ``[oslo_messaging_rabbit]`` options
-    from ``rabbit`` and ``[notifications]`` options from keywords.
+    from ``rabbit``, and ``[notifications]`` or ``[notification_delivery]``
+    options (each in its own group) from keywords.
     """
     conf = cfg.ConfigOpts()
     conf([], project=project, default_config_files=[])
@@ -40,6 +42,8 @@ def make_conf(
         conf.set_override("host", host)
     for name, value in (rabbit or {}).items():
         conf.set_override(name, value, group="oslo_messaging_rabbit")
-    for name, value in notifications.items():
-        conf.set_override(name, value, group="notifications")
+    moved = {opt.name for opt in delivery.OPTS}
+    for name, value in options.items():
+        group = delivery.GROUP if name in moved else "notifications"
+        conf.set_override(name, value, group=group)
     return conf
