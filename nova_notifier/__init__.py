@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from nova_notifier.audit import audit_period_bounds, last_completed_audit_period
     from nova_notifier.dead_letter import dead_letters, requeue_dead_letters
     from nova_notifier.decorator import notify_decorator
+    from nova_notifier.drivers import driver_stats, flush_drivers
     from nova_notifier.exceptions import (
         ConfigError,
         InvalidInstanceError,
@@ -62,6 +63,8 @@ _HOMES = {
     "dead_letters": "dead_letter",
     "requeue_dead_letters": "dead_letter",
     "notify_decorator": "decorator",
+    "driver_stats": "drivers",
+    "flush_drivers": "drivers",
     "ConfigError": "exceptions",
     "InvalidInstanceError": "exceptions",
     "MonkeyPatchError": "exceptions",
@@ -120,7 +123,9 @@ __all__ = [
     "audit_period_bounds",
     "cleanup",
     "dead_letters",
+    "driver_stats",
     "exception_to_dict",
+    "flush_drivers",
     "get_notifier",
     "image_meta",
     "info_from_instance",

@@ -21,8 +21,8 @@ connection failures for ever and setting aside a message the broker refuses
 for good. They ignore the per-call ``retry``: delivery is the sender's. Their
 tuning is ``[notification_delivery]``.
 
-Every Notifier of a process on the same transport (and, for the spool, the
-same ``spool_path``) shares one sender. :func:`flush` stops them after
+Every Notifier of a process on the same transport shares one sender of
+each kind. :func:`flush_drivers` stops them after
 delivering what they hold; it also runs at interpreter exit.
 """
 
@@ -99,7 +99,7 @@ class SpoolDriver(_Driver):
     mode = delivery.SPOOL
 
 
-def flush(timeout: float | None = None, transport: Any = None) -> bool:
+def flush_drivers(timeout: float | None = None, transport: Any = None) -> bool:
     """Deliver what the drivers' senders hold (each waits at most
     ``timeout``, default ``flush_timeout``), then stop them; only those over
     ``transport`` when given. A Notifier that sends afterwards starts a new
@@ -110,7 +110,7 @@ def flush(timeout: float | None = None, transport: Any = None) -> bool:
     return all([sender.close(timeout) for sender in senders])
 
 
-def stats() -> dict[str, Any]:
+def driver_stats() -> dict[str, Any]:
     """The drivers' counters since the process started (``queued``,
     ``sent``, ``retried``, ``dropped``, ``dead_lettered``, as
     ``nova_notifier.stats()`` names them) and the ``backlog`` of the senders
@@ -136,4 +136,4 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(flush)
+atexit.register(flush_drivers)

@@ -214,7 +214,7 @@ def _release() -> None:
     stopped = delivery is None or delivery.close()
     if transport is not None:
         # A driver's sender on this transport (driver = nova_notifier.*).
-        stopped = drivers.flush(transport=transport) and stopped
+        stopped = drivers.flush_drivers(transport=transport) and stopped
     if not stopped:
         # The sender is still using the transport: leave it to the sender.
         LOG.warning("nova_notifier: transport left open for a sender still running")

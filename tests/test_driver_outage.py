@@ -1,0 +1,183 @@
+"""The drivers through a broker outage, for services that are not this library.
+
+The service (a child process with a plain ``oslo_messaging.Notifier``, or
+keystonemiddleware's audit filter in a paste pipeline) talks to RabbitMQ
+through ``FaultProxy``; the listener consumes straight from the broker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import webob
+from paste.deploy import loadapp
+
+from nova_notifier import drivers
+from tests.conftest import broker_available
+from tests.test_outage import ROOT, Outage
+
+pytestmark = pytest.mark.broker
+
+COUNT, RATE, OUTAGE = 1600, 200.0, 4.0
+
+
+@pytest.fixture
+def cut(tmp_path):
+    """A proxy to cut the service off the broker, a listener straight on it."""
+    if not broker_available():
+        pytest.fail("RabbitMQ is not answering on 127.0.0.1:5672 (run .ci/run)")
+    env = Outage(tmp_path)
+    try:
+        yield env
+    finally:
+        env.close()
+
+
+def _child(cut: Outage, driver: str, spool: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            os.path.join(ROOT, "tests", "driver_child.py"),
+            cut.proxy.url(),
+            cut.topic,
+            driver,
+            spool,
+            str(COUNT),
+            str(RATE),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_count(cut: Outage, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while len(cut.seqs()) < count:
+        assert time.monotonic() < deadline, f"{len(cut.seqs())} of {count} arrived"
+        with cut.collector._cond:
+            cut.collector._cond.wait(0.2)
+
+
+@pytest.mark.parametrize("driver", ["nova_notifier.background", "nova_notifier.spool"])
+def test_an_oslo_notifier_with_the_driver_loses_nothing_and_never_blocks(
+    cut, tmp_path, driver
+):
+    child = _child(cut, driver, str(tmp_path / "spool.db"))
+    try:
+        _wait_for_count(cut, 100, timeout=30)  # connected and delivering
+        cut.proxy.cut()
+        cut_at = time.monotonic()
+        time.sleep(OUTAGE)  # the outage itself; the child keeps emitting
+        during = len(cut.seqs())
+        cut.proxy.restore()
+        seen = cut.wait_all(set(range(COUNT)), timeout=120)
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0, err
+    calls, flushed = (json.loads(line) for line in out.splitlines()[1:3])
+    print(f"{driver}: cut {OUTAGE:.0f} s at {cut_at:.1f}; calls {calls}; {flushed}")
+    assert during < COUNT  # the cut really held messages back
+    assert set(seen) == set(range(COUNT))
+    assert calls["calls"] == COUNT
+    assert calls["max_ms"] < 5.0, calls
+    assert flushed["flushed"]["dropped"] == 0
+    assert flushed["flushed"]["queued"] == COUNT
+    assert flushed["flushed"]["retried"] > 0  # it went through the outage
+
+
+AUDIT_MAP = """
+[DEFAULT]
+target_endpoint_type = None
+
+[path_keywords]
+servers = server
+
+[service_endpoints]
+compute = service/compute
+"""
+
+
+def _hello(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+def app_factory(global_conf, **local_conf):
+    return _hello
+
+
+def test_keystonemiddleware_audit_with_the_spool_driver_delivers_through_an_outage(
+    cut, tmp_path
+):
+    (tmp_path / "audit_map.conf").write_text(AUDIT_MAP)
+    (tmp_path / "service.conf").write_text(
+        textwrap.dedent(
+            f"""
+            [notification_delivery]
+            spool_path = {tmp_path / "audit-spool.db"}
+            retry_backoff_max = 0.5
+            send_timeout = 4
+            """
+        )
+    )
+    (tmp_path / "api-paste.ini").write_text(
+        textwrap.dedent(
+            f"""
+            [pipeline:main]
+            pipeline = audit hello
+
+            [filter:audit]
+            paste.filter_factory = keystonemiddleware.audit:filter_factory
+            audit_map_file = {tmp_path / "audit_map.conf"}
+            driver = nova_notifier.spool
+            topics = {cut.topic}
+            transport_url = {cut.proxy.url()}
+            oslo_config_project = nn-audit-test
+            oslo_config_file = {tmp_path / "service.conf"}
+
+            [app:hello]
+            paste.app_factory = tests.test_driver_outage:app_factory
+            """
+        )
+    )
+    app = loadapp(f"config:{tmp_path / 'api-paste.ini'}")
+    before = drivers.driver_stats()
+
+    def call(path: str) -> float:
+        started = time.perf_counter()
+        response = webob.Request.blank(path).get_response(app)
+        assert response.status_int == 200 and response.body == b"hello"
+        return time.perf_counter() - started
+
+    call("/v2.1/servers/first")
+    cut.collector.wait_for(2, timeout=30)  # request and response
+    cut.proxy.cut()
+    slowest = max(call(f"/v2.1/servers/s-{n}") for n in range(20))
+    assert (tmp_path / "audit-spool.db").exists()
+    cut.proxy.restore()
+    got = cut.collector.wait_for(42, timeout=60)
+
+    assert slowest < 0.5, f"a request took {slowest:.3f} s during the outage"
+    assert {g.event_type for g in got} == {"audit.http.request", "audit.http.response"}
+    assert {g.priority for g in got} == {"INFO"}
+    targets = sorted(
+        g.payload["requestPath"] for g in got if g.event_type == "audit.http.response"
+    )
+    assert targets == sorted(
+        ["/v2.1/servers/first"] + [f"/v2.1/servers/s-{n}" for n in range(20)]
+    )
+    responses = [g for g in got if g.event_type == "audit.http.response"]
+    assert all(g.payload["outcome"] == "success" for g in responses)
+    after = drivers.driver_stats()
+    assert after["dropped"] == before["dropped"]
+    assert after["queued"] - before["queued"] == 42
