@@ -470,8 +470,14 @@ class _SpoolSource:
         _SPOOLS.add(self)
 
     def put(self, item: dict[str, Any]) -> str | None:
-        """Write ``item`` to the spool; None, or why it was not written."""
-        record = json.dumps({"ctxt": item["ctxt"], "message": item["message"]})
+        """Write ``item`` to the spool; None, or why it was not written.
+
+        ``item["record"]``, when there, is the JSON text of its context and
+        message already (else they are encoded here).
+        """
+        record = item.get("record") or json.dumps(
+            {"ctxt": item["ctxt"], "message": item["message"]}
+        )
         topics = item["topics"]
         with self._lock:
             if self._max_bytes and self._full(len(record)):
@@ -738,12 +744,6 @@ class _SpoolSource:
         return left
 
 
-def _wire_copy(value: Any) -> Any:
-    """``value`` as messagingv2 puts it on the wire (oslo.serialization's
-    ``jsonutils``, which turns datetimes, sets and the like into JSON)."""
-    return json.loads(jsonutils.dumps(value))
-
-
 def transport_url_of(transport: Any, conf: cfg.ConfigOpts) -> str:
     """The URL ``transport`` was built from (its driver's), else the one
     ``conf`` names for notifications."""
@@ -915,17 +915,18 @@ class Delivery:
         one that cannot be made JSON is dropped, counted and logged.
         """
         event_type = str(message.get("event_type"))
+        memory = self._memory
         try:
-            item = {
-                "ctxt": _wire_copy(ctxt),
-                "message": _wire_copy(message),
-                "topics": topics,
-                "version": 2.0,
-            }
+            # The spool stores the text; the memory queue holds a copy.
+            text = jsonutils.dumps({"ctxt": ctxt, "message": message})
+            item = (
+                {"record": text, "topics": topics, "version": 2.0}
+                if memory is None
+                else {**json.loads(text), "topics": topics, "version": 2.0}
+            )
         except Exception as exc:
             self._dropped(event_type, f"cannot be sent as JSON: {_log.describe(exc)}")
             return
-        memory = self._memory
         if memory is None:
             self._spool(event_type, lambda: item)
         elif memory.qsize() >= memory.size:
