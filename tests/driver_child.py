@@ -7,12 +7,16 @@ can) through ``oslo_messaging.Notifier(driver=DRIVER)``, timing every call,
 prints ``started`` once the first call returned, then one JSON line with
 the call times and the drivers' counters, flushes the drivers' senders and
 prints their counters again. ``[oslo_messaging_rabbit]`` options may follow
-as NAME=VALUE (``true``/``false`` and numbers are converted).
+as NAME=VALUE (``true``/``false`` and numbers are converted). Environment:
+``NN_PAYLOAD_BYTES`` pads each payload to about that size, ``NN_RETRY`` sets
+``[oslo_messaging_notifications] retry``. ``delivered_s`` is the time from
+the first call until the senders were flushed (everything confirmed).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -49,6 +53,11 @@ def main() -> int:
         queue_size=10**6,
         flush_timeout=120.0,
     )
+    if os.environ.get("NN_RETRY"):
+        conf.set_override(
+            "retry", int(os.environ["NN_RETRY"]), group="oslo_messaging_notifications"
+        )
+    padding = "x" * int(os.environ.get("NN_PAYLOAD_BYTES") or 0)
     transport = oslo_messaging.get_notification_transport(conf)
     notifier = oslo_messaging.Notifier(
         transport, "compute.driver-child", driver=driver, topics=[topic]
@@ -61,7 +70,10 @@ def main() -> int:
             if wait > 0:
                 time.sleep(wait)
         begin = time.perf_counter()
-        notifier.info({}, "test.driver", {"seq": seq, "emitted": time.time()})
+        payload = {"seq": seq, "emitted": time.time()}
+        if padding:
+            payload["padding"] = padding
+        notifier.info({}, "test.driver", payload)
         durations.append(time.perf_counter() - begin)
         if seq == 0:
             print("started", flush=True)
@@ -83,7 +95,11 @@ def main() -> int:
         flush=True,
     )
     drivers.flush_drivers()
-    print(json.dumps({"flushed": drivers.driver_stats()}), flush=True)
+    delivered = time.monotonic() - started
+    print(
+        json.dumps({"flushed": drivers.driver_stats(), "delivered_s": delivered}),
+        flush=True,
+    )
     transport.cleanup()
     return 0
 

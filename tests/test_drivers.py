@@ -45,7 +45,7 @@ class _Pair:
         )
 
     def close(self) -> None:
-        drivers.flush(timeout=10)
+        drivers.flush_drivers(timeout=10)
         _stop_listener(self.listener)
         self.transport.cleanup()
 
@@ -93,7 +93,7 @@ def test_a_plain_oslo_notifier_sends_what_messagingv2_sends(pair, driver):
     assert (info.priority, info.event_type) == ("INFO", "compute.instance.create.end")
     assert (warn.priority, warn.event_type) == ("WARN", "compute.instance.exists")
     assert info.metadata["message_id"] != reference.metadata["message_id"]
-    assert drivers.stats()["sent"] >= 2
+    assert drivers.driver_stats()["sent"] >= 2
 
 
 def test_the_message_is_copied_when_notify_returns(pair):
@@ -121,14 +121,14 @@ def test_datetimes_arrive_as_messagingv2_writes_them(pair):
 
 
 def test_a_payload_that_cannot_be_json_is_dropped_and_counted(pair):
-    before = drivers.stats()["dropped"]
+    before = drivers.driver_stats()["dropped"]
     notifier = pair.notifier("nova_notifier.background")
     notifier.info(CTXT, "x.bad", {"bad": object()})  # returns, no raise
     notifier.info(CTXT, "x.good", {"good": "<object>"})  # looks alike, is text
 
     [got] = pair.collector.wait_for(1)
     assert (got.event_type, got.payload) == ("x.good", {"good": "<object>"})
-    assert drivers.stats()["dropped"] == before + 1
+    assert drivers.driver_stats()["dropped"] == before + 1
 
 
 def test_the_spool_driver_keeps_the_message_until_it_is_sent(pair, tmp_path):
@@ -140,7 +140,7 @@ def test_the_spool_driver_keeps_the_message_until_it_is_sent(pair, tmp_path):
     assert got.payload == {"instance_id": "i-9"}
     spool = tmp_path / "spool.db"
     assert stat.S_IMODE(os.stat(spool).st_mode) == 0o600
-    drivers.flush(timeout=10)
+    drivers.flush_drivers(timeout=10)
     with sqlite3.connect(spool) as db:
         assert db.execute("SELECT COUNT(*) FROM spool").fetchone() == (0,)
 
@@ -266,7 +266,7 @@ def test_the_librarys_helpers_deliver_through_the_configured_driver(
             "INFO",
         )
         assert got.payload == {"instance_id": "i-1"}
-        assert drivers.stats()["sent"] >= 1
+        assert drivers.driver_stats()["sent"] >= 1
         assert (tmp_path / "s.db").exists()
     finally:
         _stop_listener(listener)
