@@ -179,6 +179,8 @@ node_env() {
   export RABBITMQ_LOG_BASE="$nd/log"
   export RABBITMQ_PID_FILE="$nd/beam.pid"
   export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  # CLI calls are Erlang nodes too: their own port range, on loopback
+  export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
   export RABBITMQ_CTL_DIST_PORT_MIN=$((BASE_PORT + 40000))
   export RABBITMQ_CTL_DIST_PORT_MAX=$((BASE_PORT + 40009))
   export ERL_EPMD_ADDRESS=127.0.0.1
@@ -234,7 +236,7 @@ ctl() {
   shift
   (
     node_env "$n"
-    exec timeout 60 "$RMQ_BIN/rabbitmqctl" -q -n "$(node_name "$n")" "$@"
+    exec timeout $((TIMEOUT + 30)) "$RMQ_BIN/rabbitmqctl" -q -n "$(node_name "$n")" "$@"
   )
 }
 
@@ -296,7 +298,8 @@ node_up() {
   listening "$(amqp_port "$n")"
 }
 
-await_node() {
+# Wait until node N listens for AMQP (the last step of its boot).
+await_listening() {
   local n=$1 deadline=$((SECONDS + TIMEOUT)) rc
   while true; do
     rc=0
@@ -309,7 +312,17 @@ await_node() {
     fi
     sleep 0.2
   done
-  ctl "$n" await_startup --timeout "$TIMEOUT" >/dev/null
+}
+
+# await_started N...: rabbitmqctl await_startup on the nodes, in parallel.
+await_started() {
+  local n pids=() rc=0
+  for n in "$@"; do
+    ctl "$n" await_startup --timeout "$TIMEOUT" >/dev/null &
+    pids+=($!)
+  done
+  for n in "${pids[@]}"; do wait "$n" || rc=1; done
+  return "$rc"
 }
 
 stop_nodes() { # stop_nodes N...: TERM, wait, KILL what is left, wait for ports
@@ -372,21 +385,21 @@ cmd_up() {
   done
   # boot in parallel: a node restarted after a full stop waits for its peers
   for n in $(seq 1 "$NODES"); do
-    if [ -n "${LAUNCHED[$n]:-}" ]; then
-      await_node "$n" || die "$(node_name "$n") did not start"
-    else
-      wait_for "$TIMEOUT" "$(node_name "$n") to listen" listening "$(amqp_port "$n")" ||
-        die "$(node_name "$n") does not listen on $(amqp_port "$n")"
-    fi
+    await_listening "$n" || die "$(node_name "$n") did not start"
   done
+  if [ ${#LAUNCHED[@]} -gt 0 ]; then
+    await_started "${!LAUNCHED[@]}" || die "a node did not finish its boot"
+  fi
   local members
   members=$(all_members 1) || die "cannot ask $(node_name 1) for its cluster"
   for n in $(seq 2 "$NODES"); do
     if ! member "$members" "$n"; then
       log "joining $(node_name "$n") to $(node_name 1)"
-      ctl_quiet "$n" stop_app
-      ctl_quiet "$n" join_cluster "$(node_name 1)"
-      ctl_quiet "$n" start_app
+      # what stop_app, join_cluster and start_app do, in one CLI call
+      ctl_quiet "$n" eval "ok = rabbit:stop(),
+        case rabbit_mnesia:join_cluster('$(node_name 1)', disc) of
+          ok -> ok; {ok, already_member} -> ok end,
+        ok = rabbit:start()."
     fi
   done
   wait_for "$TIMEOUT" "all $NODES nodes to run clustered" all_clustered ||
@@ -426,7 +439,7 @@ cmd_start() {
   else
     launch "$n"
   fi
-  await_node "$n" || die "$(node_name "$n") did not start"
+  await_listening "$n" && await_started "$n" || die "$(node_name "$n") did not start"
   local other
   for other in $(seq 1 "$NODES"); do
     [ "$other" != "$n" ] && node_pid "$other" >/dev/null && break
