@@ -101,6 +101,11 @@ class Cluster:
         """AMQP ports, node 1 first."""
         return [self.base_port + i for i in range(self.nodes)]
 
+    @property
+    def dist_ports(self) -> list[int]:
+        """Erlang distribution ports, node 1 first."""
+        return [port + 20000 for port in self.ports]
+
     def node_url(self, node: int) -> str:
         """A transport URL of one node alone (for kombu, which takes one host)."""
         return f"rabbit://guest:guest@127.0.0.1:{self.ports[node - 1]}/"

@@ -8,6 +8,7 @@ into the cluster.
 
 from __future__ import annotations
 
+import socket
 import uuid
 
 import oslo_messaging
@@ -45,6 +46,19 @@ def test_url_names_every_node_and_ports_map_back_to_nodes(rabbit_cluster):
         assert rabbit_cluster.node_for_port(port) == node
     with pytest.raises(ValueError):
         rabbit_cluster.node_for_port(5672)
+
+
+def test_connected_ports_sees_this_process_s_own_connections():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        try:
+            assert connected_ports([port, port + 1]) == {port}
+        finally:
+            client.close()
+            accepted.close()
+        assert connected_ports([port]) == set()
 
 
 def test_a_notification_through_the_cluster_url_lands_in_a_quorum_queue(
@@ -97,6 +111,9 @@ def test_a_killed_node_comes_back_into_the_cluster(rabbit_cluster):
     try:
         rabbit_cluster.kill(1)
         assert 1 not in rabbit_cluster.running_nodes()
+        for port in (rabbit_cluster.ports[0], rabbit_cluster.dist_ports[0]):
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
         assert rabbit_cluster.members(2) == [n for n in everyone if n != everyone[0]]
         assert rabbit_cluster.members(2, running=False) == everyone
 
