@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import kombu
@@ -27,6 +28,7 @@ import nova_notifier
 from nova_notifier import lifecycle
 from nova_notifier.testing.config import make_conf as testing_conf
 from nova_notifier.tools.amqp_queues import delete_queues, kombu_url
+from tests.cluster_util import Cluster
 
 RABBIT_URL = os.environ.get(
     "NOVA_NOTIFIER_TEST_RABBIT", "rabbit://guest:guest@127.0.0.1:5672/"
@@ -232,3 +234,22 @@ def broker_env() -> Iterator[Env]:
         _stop_listener(listener)
         listen_transport.cleanup()
         delete_queues(RABBIT_URL, [f"{topic}.{p}" for p in PRIORITIES])
+
+
+@pytest.fixture(scope="session")
+def rabbit_cluster() -> Iterator[Cluster]:
+    """A running, joined RabbitMQ cluster (``tools/rabbit-cluster.sh``).
+
+    Brought up if none of its nodes ran; then taken down at the end of the
+    session, its scratch dir deleted if the session made it. A cluster that
+    was (partly) running already is completed and left running.
+    """
+    cluster = Cluster()
+    ours = not cluster.running_nodes()
+    fresh = not Path(cluster.dir).exists()
+    cluster.up()
+    try:
+        yield cluster
+    finally:
+        if ours:
+            cluster.down(purge=fresh)

@@ -1,0 +1,182 @@
+"""A RabbitMQ cluster for tests, run by ``tools/rabbit-cluster.sh``.
+
+The cluster runs beside the machine's default broker (127.0.0.1:5672), which
+it never touches. :class:`Cluster` wraps the script; its settings are the
+script's ``RABBIT_CLUSTER_*`` environment variables (defaults: three nodes
+``nn-1@localhost``.. on AMQP ports 5681..5683).
+
+oslo.messaging shuffles the hosts of a transport URL, so which node a
+publisher is connected to is found from the socket table:
+:func:`connected_ports` reads ``/proc/net/tcp`` for the connections a process
+holds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "rabbit-cluster.sh"
+_ESTABLISHED = "01"
+
+
+class ClusterError(RuntimeError):
+    """The script failed; the message carries its stderr."""
+
+
+class Cluster:
+    """The nodes ``tools/rabbit-cluster.sh`` runs, numbered from 1."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.env = {**os.environ, **(env or {})}
+        self.nodes = int(self.env.get("RABBIT_CLUSTER_NODES", "3"))
+        self.prefix = self.env.get("RABBIT_CLUSTER_PREFIX", "nn")
+        self.base_port = int(self.env.get("RABBIT_CLUSTER_PORT", "5681"))
+        tmp = self.env.get("TMPDIR") or "/tmp"
+        default_dir = os.path.join(tmp, f"nova-notifier-cluster-{os.getuid()}")
+        self.dir = self.env.get("RABBIT_CLUSTER_DIR") or default_dir
+
+    def run(self, *args: str, check: bool = True, timeout: float = 300) -> str:
+        """Run the script with ``args``; its stdout."""
+        done = subprocess.run(
+            ["bash", str(SCRIPT), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and done.returncode != 0:
+            raise ClusterError(
+                f"rabbit-cluster.sh {' '.join(args)} exited {done.returncode}:\n"
+                f"{done.stderr}"
+            )
+        return done.stdout
+
+    # --- the script's commands ---------------------------------------------
+
+    def up(self) -> str:
+        """Start what is not running, cluster it; the transport URL."""
+        return self.run("up").strip().splitlines()[-1]
+
+    def down(self, purge: bool = False) -> None:
+        self.run("down", *(["--purge"] if purge else []))
+
+    def kill(self, node: int) -> None:
+        """``kill -9`` the node; returns once its ports are closed."""
+        self.run("kill", str(node))
+
+    def start(self, node: int) -> None:
+        """Start the node again; returns once it is back in the cluster."""
+        self.run("start", str(node))
+
+    def url(self, tls: bool = False) -> str:
+        return self.run("url", *(["--tls"] if tls else [])).strip()
+
+    def pid(self, node: int) -> int:
+        return int(self.run("pid", str(node)))
+
+    def ctl(self, *args: str, node: int = 1) -> str:
+        """``rabbitmqctl`` against one node of this cluster; its stdout."""
+        return self.run("ctl", "-N", str(node), *args, timeout=120)
+
+    def running_nodes(self) -> list[int]:
+        """The nodes whose beam runs and listens (from ``status``)."""
+        out = self.run("status", check=False)
+        return [
+            number
+            for number, line in enumerate(out.splitlines(), start=1)
+            if line.endswith(" running")
+        ]
+
+    # --- what the cluster looks like ---------------------------------------
+
+    def node_name(self, node: int) -> str:
+        return f"{self.prefix}-{node}@localhost"
+
+    @property
+    def ports(self) -> list[int]:
+        """AMQP ports, node 1 first."""
+        return [self.base_port + i for i in range(self.nodes)]
+
+    @property
+    def dist_ports(self) -> list[int]:
+        """Erlang distribution ports, node 1 first."""
+        return [port + 20000 for port in self.ports]
+
+    def node_url(self, node: int) -> str:
+        """A transport URL of one node alone (for kombu, which takes one host)."""
+        return f"rabbit://guest:guest@127.0.0.1:{self.ports[node - 1]}/"
+
+    def node_for_port(self, port: int) -> int:
+        """The number of the node that listens on AMQP ``port``."""
+        if port not in self.ports:
+            raise ValueError(f"port {port} is not a node of this cluster")
+        return port - self.base_port + 1
+
+    def members(self, node: int = 1, running: bool = True) -> list[str]:
+        """Cluster members as ``node`` sees them (running ones, or all)."""
+        which = "running" if running else "all"
+        out = self.ctl("eval", f"rabbit_mnesia:cluster_nodes({which}).", node=node)
+        return sorted(re.findall(r"'([^']+)'", out))
+
+    def queue_types(self, node: int = 1) -> dict[str, str]:
+        """Queue name -> type (``quorum``, ``classic``...) on the cluster."""
+        out = self.ctl("list_queues", "--no-table-headers", "name", "type", node=node)
+        types = {}
+        for line in out.splitlines():
+            name, _, kind = line.rpartition("\t")
+            if name:
+                types[name] = kind.strip()
+        return types
+
+    def delete_queues(self, names: Iterable[str]) -> None:
+        """Delete the named queues that exist (tests delete what they made)."""
+        existing = self.queue_types()
+        for name in names:
+            if name in existing:
+                self.ctl("delete_queue", name)
+
+    def connected_nodes(self, pid: int | None = None) -> set[int]:
+        """Nodes that process ``pid`` (this one by default) is connected to."""
+        return {self.node_for_port(p) for p in connected_ports(self.ports, pid)}
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    fd_dir = Path(f"/proc/{pid}/fd")
+    inodes = set()
+    for fd in fd_dir.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed since the listing
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def connected_ports(ports: Iterable[int], pid: int | None = None) -> set[int]:
+    """Which of ``ports`` process ``pid`` holds ESTABLISHED TCP connections to.
+
+    Reads the remote port of each connection in ``/proc/net/tcp`` and
+    ``tcp6`` and keeps those whose socket inode is one of the process's
+    file descriptors. ``pid`` defaults to this process.
+    """
+    wanted = set(ports)
+    inodes = _socket_inodes(os.getpid() if pid is None else pid)
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                next(rows)  # the header
+                for row in rows:
+                    fields = row.split()
+                    remote, state, inode = fields[2], fields[3], fields[9]
+                    port = int(remote.rsplit(":", 1)[1], 16)
+                    if state == _ESTABLISHED and port in wanted and inode in inodes:
+                        found.add(port)
+        except FileNotFoundError:  # no IPv6
+            continue
+    return found
