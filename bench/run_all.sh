@@ -5,11 +5,11 @@
 #   bash bench/run_all.sh --quick    # a smoke run
 source "$(dirname "$0")/../tools/_venv.sh" ""
 bash tools/ensure-broker.sh
-for script in caller_cost vs_nova faultwrap_overhead payload_cost latency_read latency_live_memory throughput outage; do
+for script in caller_cost vs_nova faultwrap_overhead payload_cost latency_read latency_live_memory throughput outage cluster; do
   echo
   echo "=== bench/$script.py $*"
   .venv/bin/python "bench/$script.py" "$@"
 done
 echo
-echo "=== issue 11 targets (bench/targets.py)"
+echo "=== issue 11 and 12 targets (bench/targets.py)"
 .venv/bin/python bench/targets.py

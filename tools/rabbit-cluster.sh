@@ -32,6 +32,9 @@
 #   RABBIT_CLUSTER_TLS_VERIFY              verify_none (default) or verify_peer
 #   RABBIT_CLUSTER_TLS_FAIL_IF_NO_PEER_CERT false (default) or true
 #   RABBIT_CLUSTER_TIMEOUT deadline in seconds for each wait (120)
+#   RABBIT_CLUSTER_NICE    niceness of the nodes and CLI calls (10): they stand
+#                          for other machines, and on a 2-core box must not take
+#                          the CPU of the service whose call times a test measures
 set -euo pipefail
 
 DIR=${RABBIT_CLUSTER_DIR:-${TMPDIR:-/tmp}/nova-notifier-cluster-$(id -u)}
@@ -42,6 +45,7 @@ TLS_DIR=${RABBIT_CLUSTER_TLS_DIR:-}
 TLS_VERIFY=${RABBIT_CLUSTER_TLS_VERIFY:-verify_none}
 TLS_FAIL_NO_CERT=${RABBIT_CLUSTER_TLS_FAIL_IF_NO_PEER_CERT:-false}
 TIMEOUT=${RABBIT_CLUSTER_TIMEOUT:-120}
+NICE=${RABBIT_CLUSTER_NICE:-10}
 RMQ_BIN=/usr/lib/rabbitmq/bin # not /usr/sbin: those wrappers drop RABBITMQ_*
 COOKIE_SRC=/var/lib/rabbitmq/.erlang.cookie
 STAMP=.rabbit-cluster-dir # marks a dir as ours, so that purge may delete it
@@ -236,7 +240,7 @@ ctl() {
   shift
   (
     node_env "$n"
-    exec timeout $((TIMEOUT + 30)) "$RMQ_BIN/rabbitmqctl" -q -n "$(node_name "$n")" "$@"
+    exec nice -n "$NICE" timeout $((TIMEOUT + 30)) "$RMQ_BIN/rabbitmqctl" -q -n "$(node_name "$n")" "$@"
   )
 }
 
@@ -280,7 +284,7 @@ launch() {
     cd "$nd"
     # rabbitmq-server stays as a small parent shell; the beam is its child.
     # setsid + redirections: no terminal, no pipes of the caller kept open.
-    exec setsid "$RMQ_BIN/rabbitmq-server" </dev/null >>"$nd/log/console.log" 2>&1
+    exec nice -n "$NICE" setsid "$RMQ_BIN/rabbitmq-server" </dev/null >>"$nd/log/console.log" 2>&1
   ) &
   LAUNCHED[$n]=$!
 }
