@@ -676,7 +676,9 @@ class BatchPublisher:
         result = PublishResult(set(), {})
         todo = list(range(len(batch)))
         tried: set[int] = set()
-        while todo:
+        for attempt in range(1, len(self._hosts) + 1):
+            if not todo:
+                break
             tried.add(self._host_index)
             part = self._publish_here(
                 [batch[i] for i in todo],
@@ -695,7 +697,7 @@ class BatchPublisher:
             if part.error is None or not _lost(part.error):
                 break
             self._switch(tried)
-            if len(tried) >= len(self._hosts):
+            if attempt == len(self._hosts):
                 break
             LOG.info(
                 "nova_notifier: %s; going on with host %s",
