@@ -14,15 +14,23 @@ oslo.messaging declares it, so listeners cannot tell the difference.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+import os
+import random
 import re
+import ssl
 import struct
-from collections.abc import Callable, Sequence
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import amqp
 from amqp.serialization import dumps as _amqp_dumps
 from oslo_config import cfg
+from oslo_utils import netutils
 
 from nova_notifier._direct import unique_hex
 from nova_notifier._log import get_logger
@@ -125,26 +133,178 @@ class PublishResult:
 def supports(conf: cfg.ConfigOpts, transport_url: str, version: float) -> bool:
     """Whether this publisher can stand in for oslo.messaging's driver.
 
-    Plain ``rabbit://`` with the 2.0 envelope and classic queues only: TLS,
-    quorum or stream queues and the 1.0 format are left to oslo.messaging.
+    True for ``rabbit://`` with the 2.0 envelope, whatever the queue type
+    (classic, quorum, HA), TLS or not, one host or several. Left to
+    oslo.messaging (False): the 1.0 format, ``kombu_compression`` (oslo
+    compresses the body and names the method in a header) and the option
+    combinations oslo's driver refuses (quorum with HA queues, stream fanout
+    without its prerequisites, an unknown ``ssl_version`` or URL query
+    option), so that the error the operator sees is oslo's.
     """
     if not transport_url.startswith("rabbit://") or version != 2.0:
         return False
-    if "ssl=" in transport_url:
+    try:
+        settings = _Settings.read(conf, transport_url)
+    except (RuntimeError, ValueError, cfg.Error) as exc:
+        LOG.debug("nova_notifier: batches left to oslo.messaging: %s", exc)
         return False
-    rabbit = getattr(conf, "oslo_messaging_rabbit", None)
-    for option in (
-        "ssl",
-        "rabbit_quorum_queue",
-        "rabbit_stream_fanout",
-        "rabbit_ha_queues",
-    ):
-        try:
-            if getattr(rabbit, option, False):
-                return False
-        except cfg.NoSuchOptError:
-            continue
-    return True
+    return not settings.compression
+
+
+def _rabbit_options(conf: cfg.ConfigOpts, url: Any) -> Any:
+    """``[oslo_messaging_rabbit]`` as oslo.messaging's rabbit driver reads it.
+
+    The group's options are registered as the driver registers them (a
+    no-op when the transport already did), and an option named in the
+    transport URL's query (``?ssl=1``) overrides the configured value, as
+    the driver's ``ConfigOptsProxy`` does. Raises ``cfg.Error`` for a query
+    option the driver does not know.
+    """
+    from oslo_messaging._drivers import amqp as rpc_amqp
+    from oslo_messaging._drivers import common as rpc_common
+    from oslo_messaging._drivers import impl_rabbit
+
+    group = cfg.OptGroup(name="oslo_messaging_rabbit", title="RabbitMQ driver options")
+    conf.register_group(group)
+    conf.register_opts(impl_rabbit.rabbit_opts, group=group)
+    conf.register_opts(rpc_amqp.amqp_opts, group=group)
+    return rpc_common.ConfigOptsProxy(conf, url, group.name).oslo_messaging_rabbit
+
+
+def _queue_arguments(rabbit: Any) -> dict[str, Any]:
+    """The arguments oslo.messaging 18.3's ``notify_send`` declares the queue
+    named after the routing key with (``_get_queue_arguments`` as
+    ``_publish_and_creates_default_queue`` calls it).
+
+    ``x-ha-policy: all`` with ``rabbit_ha_queues``; ``x-queue-type:
+    quorum`` with ``rabbit_quorum_queue``, plus ``x-delivery-limit``,
+    ``x-max-in-memory-length`` and ``x-max-in-memory-bytes`` for the quorum
+    options that are not 0. Never ``x-expires`` (oslo passes a TTL of 0 for
+    this queue: ``rabbit_transient_queues_ttl`` is for reply and fanout
+    queues) nor a stream type (``rabbit_stream_fanout`` is for fanout
+    queues). Raises RuntimeError for quorum and HA together, as oslo does.
+    """
+    if rabbit.rabbit_quorum_queue and rabbit.rabbit_ha_queues:
+        raise RuntimeError(
+            "Configuration Error: rabbit_quorum_queue and rabbit_ha_queues "
+            "both enabled, queue type is quorum or HA (mirrored) not both"
+        )
+    args: dict[str, Any] = {}
+    if rabbit.rabbit_ha_queues:
+        args["x-ha-policy"] = "all"
+    if rabbit.rabbit_quorum_queue:
+        args["x-queue-type"] = "quorum"
+        for option, argument in (
+            ("rabbit_quorum_delivery_limit", "x-delivery-limit"),
+            ("rabbit_quorum_max_memory_length", "x-max-in-memory-length"),
+            ("rabbit_quorum_max_memory_bytes", "x-max-in-memory-bytes"),
+        ):
+            value = getattr(rabbit, option)
+            if value:
+                args[argument] = value
+    return args
+
+
+def _check_stream_fanout(rabbit: Any) -> None:
+    """Raise oslo's RuntimeError when ``rabbit_stream_fanout`` lacks what
+    oslo's ``Connection`` requires with it (it then sends nothing)."""
+    if not rabbit.rabbit_stream_fanout:
+        return
+    if rabbit.rabbit_qos_prefetch_count <= 0:
+        raise RuntimeError(
+            "Configuration Error: rabbit_stream_fanout need "
+            "rabbit_qos_prefetch_count to be set to a value greater than 0."
+        )
+    if not rabbit.rabbit_transient_quorum_queue:
+        raise RuntimeError(
+            "Configuration Error: rabbit_stream_fanout need "
+            "rabbit_transient_quorum_queue to be set to true."
+        )
+
+
+def _ssl_options(rabbit: Any, hosts: Sequence[Any]) -> bool | dict[str, Any]:
+    """What oslo's driver passes to kombu, and kombu to py-amqp, as ``ssl``
+    (``Connection._fetch_ssl_params``): False without TLS; True for TLS with
+    py-amqp's defaults (the system's CAs); else the ``ssl_version``,
+    ``keyfile``, ``certfile`` and, with ``ssl_ca_file``, ``ca_certs``,
+    ``cert_reqs=CERT_REQUIRED`` and ``server_hostname`` (the URL's host when
+    it has one, else None: the host connected to, see ``_connect``).
+    Raises RuntimeError for an ``ssl_version`` oslo does not know.
+    """
+    if not rabbit.ssl:
+        return False
+    from oslo_messaging._drivers import impl_rabbit
+
+    params: dict[str, Any] = {}
+    if rabbit.ssl_version:
+        params["ssl_version"] = impl_rabbit.Connection.validate_ssl_version(
+            rabbit.ssl_version
+        )
+    if rabbit.ssl_key_file:
+        params["keyfile"] = rabbit.ssl_key_file
+    if rabbit.ssl_cert_file:
+        params["certfile"] = rabbit.ssl_cert_file
+    if rabbit.ssl_ca_file:
+        params["ca_certs"] = rabbit.ssl_ca_file
+        params["cert_reqs"] = ssl.CERT_REQUIRED
+        params["server_hostname"] = hosts[0].hostname if len(hosts) == 1 else None
+    return params or True
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    """What oslo.messaging's rabbit driver does with the configuration, for
+    notifications: where and how it connects, and what it declares."""
+
+    hosts: list[Any]  # oslo_messaging.TransportHost, in the URL's order
+    virtual_host: str
+    exchange: str
+    durable: bool  # exchange and queue: amqp_durable_queues or quorum
+    auto_delete: bool  # exchange and queue: amqp_auto_delete
+    queue_arguments: dict[str, Any]
+    ssl: bool | dict[str, Any]
+    login_method: str
+    heartbeat: int  # heartbeat_timeout_threshold; 0: none
+    heartbeat_rate: int
+    failover_strategy: str  # round-robin or shuffle
+    compression: str | None
+
+    @classmethod
+    def read(cls, conf: cfg.ConfigOpts, transport_url: str) -> _Settings:
+        """The settings for ``transport_url``; raises what oslo's driver
+        raises for a configuration it refuses (RuntimeError, ``cfg.Error``)."""
+        url = oslo_messaging.TransportURL.parse(conf, transport_url)
+        rabbit = _rabbit_options(conf, url)
+        _check_stream_fanout(rabbit)
+        # A URL without a host ("rabbit://", oslo.messaging's default) means
+        # guest@localhost:5672, as oslo.messaging's own driver reads it.
+        hosts = list(url.hosts) or [
+            oslo_messaging.TransportHost("localhost", 5672, "guest", "guest")
+        ]
+        return cls(
+            hosts=hosts,
+            virtual_host=url.virtual_host or "/",
+            exchange=conf.control_exchange,
+            durable=bool(rabbit.amqp_durable_queues or rabbit.rabbit_quorum_queue),
+            auto_delete=bool(rabbit.amqp_auto_delete),
+            queue_arguments=_queue_arguments(rabbit),
+            ssl=_ssl_options(rabbit, hosts),
+            login_method=rabbit.rabbit_login_method,
+            heartbeat=max(0, rabbit.heartbeat_timeout_threshold),
+            heartbeat_rate=rabbit.heartbeat_rate,
+            failover_strategy=rabbit.kombu_failover_strategy,
+            compression=rabbit.kombu_compression,
+        )
+
+
+def _lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection is gone or never came (refused,
+    reset, timed out, closed by the broker, a failed TLS handshake or
+    login): another host may do better. A refusal of a message or a channel
+    error is not: it would be the same elsewhere."""
+    if permanent_reason(exc) is not None:
+        return False
+    return isinstance(exc, (_ConnectError, OSError, amqp.exceptions.ConnectionError))
 
 
 # What oslo.messaging's envelope puts around the message's JSON text: the
@@ -203,31 +363,58 @@ def _content_frames(channel: int, body: bytes, chunk_size: int) -> list[bytes]:
     return parts
 
 
+def _failover(strategy: str, count: int) -> Iterator[int]:
+    """The host indexes kombu moves to after index 0 fails, for
+    ``kombu_failover_strategy``: round-robin goes 1, 2, ..., 0, 1, ...;
+    shuffle picks a random host each time (kombu's ``shufflecycle``)."""
+    if strategy == "shuffle":
+        return (random.randrange(count) for _ in itertools.count())
+    cycle = itertools.cycle(range(count))
+    next(cycle)  # kombu skips the first entry: it is the one in use
+    return cycle
+
+
 class BatchPublisher:
     """Publishes ``(routing_key, ctxt, message)`` batches with confirms.
 
-    Not thread-safe: the background sender is its only user. Any error
-    closes the connection; the next batch reconnects, trying the URL's hosts
-    in turn. Declarations go over a channel of their own, so a refused
-    declaration never closes the channel messages are confirmed on.
+    Not thread-safe: the background sender is its only user. Connects as
+    oslo.messaging's rabbit driver does (TLS, login method, heartbeats, the
+    URL's hosts shuffled, ``kombu_failover_strategy``) and declares what it
+    declares for notifications. Any error closes the connection; a lost
+    connection moves to the next host at once. Declarations go over a
+    channel of their own, so a refused declaration never closes the channel
+    messages are confirmed on.
     """
 
     def __init__(
         self, conf: cfg.ConfigOpts, transport_url: str, timeout: float
     ) -> None:
-        url = oslo_messaging.TransportURL.parse(conf, transport_url)
-        # A URL without a host ("rabbit://", oslo.messaging's default) means
-        # guest@localhost:5672, as oslo.messaging's own driver reads it.
-        self._hosts = url.hosts or [
-            oslo_messaging.TransportHost("localhost", 5672, "guest", "guest")
-        ]
-        self._vhost = url.virtual_host or "/"
-        self._next_host = 0
+        settings = _Settings.read(conf, transport_url)
+        self._settings = settings
+        # oslo's Connection shuffles a multi-host URL's hosts, then kombu
+        # starts on the first and fails over from it.
+        self._hosts = list(settings.hosts)
+        if len(self._hosts) > 1:
+            random.shuffle(self._hosts)
+        self._host_index = 0
+        self._failover = _failover(settings.failover_strategy, len(self._hosts))
+        self._vhost = settings.virtual_host
         self._timeout = timeout
-        self._exchange = conf.control_exchange
-        rabbit = getattr(conf, "oslo_messaging_rabbit", None)
-        self._durable = bool(getattr(rabbit, "amqp_durable_queues", False))
-        self._auto_delete = bool(getattr(rabbit, "amqp_auto_delete", False))
+        self._exchange = settings.exchange
+        self._durable = settings.durable
+        self._auto_delete = settings.auto_delete
+        self._queue_arguments = settings.queue_arguments
+        # oslo: heartbeat_check every threshold / rate / 2 seconds
+        self._tick_every = (
+            settings.heartbeat / max(settings.heartbeat_rate, 1) / 2.0
+            if settings.heartbeat
+            else None
+        )
+        self._next_tick = 0.0
+        self._name = (
+            f"{os.path.basename(sys.argv[0] if sys.argv else '')}:"
+            f"{os.getpid()}:{uuid.uuid4()}"
+        )
         self._conn: amqp.Connection | None = None
         self._channel: Any = None
         self._declare_channel: Any = None
@@ -246,24 +433,43 @@ class BatchPublisher:
 
     # -- connection --------------------------------------------------------
 
+    def _switch(self, tried: set[int]) -> None:
+        """Move to the next host as ``kombu_failover_strategy`` picks it;
+        shuffle picks among the hosts not ``tried`` yet, while there are."""
+        if len(self._hosts) < 2:
+            return
+        if self._settings.failover_strategy == "shuffle":
+            left = [i for i in range(len(self._hosts)) if i not in tried]
+            self._host_index = random.choice(left) if left else next(self._failover)
+        else:
+            self._host_index = next(self._failover)
+
     def _connect(self) -> Any:
-        host = self._hosts[self._next_host % len(self._hosts)]
-        self._next_host += 1
-        conn = amqp.Connection(
-            host=f"{host.hostname}:{host.port or 5672}",
-            userid=host.username or "guest",
-            password=host.password or "guest",
-            virtual_host=self._vhost,
-            connect_timeout=self._timeout,
-            read_timeout=self._timeout,
-            write_timeout=self._timeout,
-            heartbeat=0,
-        )
-        self._conn = conn  # so that close() releases it if what follows fails
+        host = self._hosts[self._host_index]
+        tls = self._settings.ssl
+        if isinstance(tls, dict) and tls.get("server_hostname", "") is None:
+            # kombu names the host it connects to when oslo named none
+            tls = dict(tls, server_hostname=host.hostname)
+        address = f"{netutils.escape_ipv6(host.hostname)}:{host.port or 5672}"
         try:
+            conn = amqp.Connection(
+                host=address,
+                userid=host.username or "guest",
+                password=host.password or "guest",
+                login_method=self._settings.login_method,
+                virtual_host=self._vhost,
+                ssl=tls,
+                connect_timeout=self._timeout,
+                read_timeout=self._timeout,
+                write_timeout=self._timeout,
+                heartbeat=self._settings.heartbeat,
+                client_properties={"connection_name": self._name},
+            )
+            self._conn = conn  # so that close() releases it if what follows fails
             conn.connect()
         except Exception as exc:
-            raise _ConnectError(f"cannot connect to {host.hostname}: {exc}") from exc
+            raise _ConnectError(f"cannot connect to {address}: {exc}") from exc
+        self._next_tick = time.monotonic() + (self._tick_every or 0.0)
         channel = conn.channel()
         channel.confirm_select()
         channel.events["basic_ack"].add(self._on_ack)
@@ -278,6 +484,34 @@ class BatchPublisher:
         self._methods = {}
         self._exchange_refused = self._declare_exchange()
         return channel
+
+    def tick(self) -> None:
+        """Keep an idle connection alive, as oslo's heartbeat thread does;
+        cheap enough to call between batches and every fraction of a second.
+
+        At most every ``heartbeat_timeout_threshold / heartbeat_rate / 2``
+        seconds: sends a heartbeat when one is due and reads what the broker
+        sent meanwhile (its heartbeats, a close), without waiting. A
+        connection found dead is dropped and the next host chosen; the next
+        batch connects there. Never raises.
+        """
+        conn = self._conn
+        if conn is None or self._tick_every is None or not conn.heartbeat:
+            return
+        now = time.monotonic()
+        if now < self._next_tick:
+            return
+        self._next_tick = now + self._tick_every
+        try:
+            conn.heartbeat_tick(rate=self._settings.heartbeat_rate)
+            try:
+                conn.drain_events(timeout=0.001)
+            except TimeoutError:
+                pass  # nothing came: the usual case
+        except Exception as exc:
+            LOG.info("nova_notifier: broker connection lost while idle: %s", exc)
+            self.close()
+            self._switch({self._host_index})
 
     def close(self) -> None:
         """Drop the connection (reconnects on the next batch)."""
@@ -348,12 +582,16 @@ class BatchPublisher:
         exists and is bound, so notifications published before any listener
         exists are kept. Returns the broker's refusal, if any.
 
-        A queue that already exists is used as it is: a consumer that
-        declared it with arguments of its own (``x-max-length``, a
-        dead-letter exchange, a queue type) owns it, and declaring it again
-        with oslo.messaging's arguments would only fail with
-        PRECONDITION_FAILED. So the queue is checked (passive declare)
-        first, declared only when missing, and bound in both cases.
+        A missing queue is declared as oslo.messaging declares it: durable
+        and auto-delete as the exchange, with :func:`_queue_arguments`
+        (quorum, HA, delivery limit, in-memory limits). A queue that already
+        exists is used as it is: a consumer that declared it with arguments
+        of its own (``x-max-length``, a dead-letter exchange, another queue
+        type) owns it. oslo.messaging declares it again instead, which is a
+        no-op when the arguments are equal and PRECONDITION_FAILED when they
+        differ; here the message is delivered to that queue either way. So
+        the queue is checked (passive declare) first, declared only when
+        missing, and bound in both cases.
         """
         if routing_key in self._declared:
             return None
@@ -364,7 +602,10 @@ class BatchPublisher:
         if not exists:
             refused = self._declaring(
                 lambda ch: ch.queue_declare(
-                    routing_key, durable=self._durable, auto_delete=self._auto_delete
+                    routing_key,
+                    durable=self._durable,
+                    auto_delete=self._auto_delete,
+                    arguments=self._queue_arguments,
                 )
             )
             if refused is not None and not refused.startswith("406 "):
@@ -421,11 +662,58 @@ class BatchPublisher:
         ``pause`` is called after each message (the sender lets other
         threads have the GIL).
 
+        When the connection is lost or a connect fails, what is not
+        confirmed yet goes at once to the next host of the URL
+        (``kombu_failover_strategy``), each host tried once per call: the
+        result has an ``error`` only when every host failed, or for an error
+        another host would not change.
+
         Never raises: the result says, per item, whether the broker
         confirmed it, refused it for good (nack, refused declaration) or
         left it unconfirmed because the batch stopped on ``error``. Only the
         unconfirmed and refused ones need sending again.
         """
+        result = PublishResult(set(), {})
+        todo = list(range(len(batch)))
+        tried: set[int] = set()
+        for attempt in range(1, len(self._hosts) + 1):
+            if not todo:
+                break
+            tried.add(self._host_index)
+            part = self._publish_here(
+                [batch[i] for i in todo],
+                None if bodies is None else [bodies[i] for i in todo],
+                idle,
+                pause,
+            )
+            result.acked |= {todo[i] for i in part.acked}
+            result.refused.update({todo[i]: r for i, r in part.refused.items()})
+            result.error = part.error
+            todo = [
+                index
+                for i, index in enumerate(todo)
+                if i not in part.acked and i not in part.refused
+            ]
+            if part.error is None or not _lost(part.error):
+                break
+            self._switch(tried)
+            if attempt == len(self._hosts):
+                break
+            LOG.info(
+                "nova_notifier: %s; going on with host %s",
+                part.error,
+                self._hosts[self._host_index].hostname,
+            )
+        return result
+
+    def _publish_here(
+        self,
+        batch: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
+        bodies: Sequence[bytes | None] | None,
+        idle: Callable[[], None] | None,
+        pause: Callable[[], None] | None,
+    ) -> PublishResult:
+        """One try of :meth:`publish` on the current connection or host."""
         refused: dict[int, str] = {}
         tags: dict[int, int] = {}  # delivery tag -> index in the batch
         error: BaseException | None = None

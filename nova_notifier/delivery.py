@@ -1114,6 +1114,8 @@ class Delivery:
 
     def _deliver(self) -> None:
         while not self._abort.is_set():
+            if self._batcher is not None:
+                self._batcher.tick()  # heartbeats between batches and idle
             batch = self._take_batch()
             if not batch:
                 if self._stop.is_set() and self._source.backlog() == 0:
