@@ -704,6 +704,13 @@ class BatchPublisher:
                 part.error,
                 self._hosts[self._host_index].hostname,
             )
+        if NACK_REASON in result.refused.values():
+            # A quorum queue whose leader's node died may go on nacking on
+            # a connection made before (seen with RabbitMQ 3.10) while it
+            # takes messages from a new one: retry on a fresh connection to
+            # the next host. (A queue that is full for good nacks there too.)
+            self.close()
+            self._switch({self._host_index})
         return result
 
     def _publish_here(

@@ -163,7 +163,9 @@ OPTS = [
         "(basic.nack, ACCESS_REFUSED, PRECONDITION_FAILED, NOT_FOUND, a "
         "message over max_message_size) is set aside: into the spool's "
         "dead_letter table with spool, dropped (counted) with background. "
-        "Connection losses and timeouts are retried for ever.",
+        "A nack counts at most once every 2 s (a quorum queue nacks while "
+        "it elects a new leader). Connection losses and timeouts are "
+        "retried for ever.",
     ),
     _opt(
         cfg.IntOpt,
@@ -273,7 +275,7 @@ _SLEEP_EVERY = 16
 class _Unit:
     """One message to one topic: what the broker confirms or refuses."""
 
-    __slots__ = ("attempts", "created", "index", "item", "key", "topic")
+    __slots__ = ("attempts", "counted", "created", "index", "item", "key", "topic")
 
     def __init__(
         self, key: Any, created: float, item: dict[str, Any], index: int
@@ -284,6 +286,7 @@ class _Unit:
         self.index = index  # in item["topics"]
         self.topic = item["topics"][index]
         self.attempts = 0
+        self.counted: float | None = None  # when a refusal last counted
 
     @property
     def routing_key(self) -> str:
@@ -1170,8 +1173,9 @@ class Delivery:
             for index, unit in enumerate(chunk):
                 if index in result.acked:
                     continue
-                if index in result.refused:
-                    unit.attempts += 1
+                if index in result.refused and self._counts(
+                    unit, result.refused[index]
+                ):
                     if unit.attempts >= self._dead_letter_after:
                         self._set_aside(unit, result.refused[index])
                         refused_items.add(id(unit.item))
@@ -1214,6 +1218,25 @@ class Delivery:
                 "nova_notifier: delivery resumed after %.1f s",
                 time.monotonic() - stalled_at,
             )
+        return True
+
+    # A nack counts at most once in this many seconds: a quorum queue whose
+    # leader's node died nacks everything until a new leader is elected
+    # (seconds), which is no reason to set a message aside.
+    _NACK_SPACING = 2.0
+
+    def _counts(self, unit: _Unit, reason: str) -> bool:
+        """Count a refusal against ``unit`` (True), unless it is a nack
+        that came too soon after the last one counted."""
+        now = time.monotonic()
+        if (
+            reason == _rabbit_batch.NACK_REASON
+            and unit.counted is not None
+            and now - unit.counted < self._NACK_SPACING
+        ):
+            return False
+        unit.counted = now
+        unit.attempts += 1
         return True
 
     def _set_aside(self, unit: _Unit, reason: str) -> None:

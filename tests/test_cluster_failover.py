@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from tests import failover
+from tests.conftest import NEVER_BLOCKED_MS
 
 pytestmark = pytest.mark.cluster
 
@@ -30,7 +31,7 @@ def test_killing_the_publishers_node_loses_nothing_and_blocks_no_call(
     assert outcome.child["flushed"]["dropped"] == 0
     assert outcome.child["flushed"]["dead_lettered"] == 0
     assert outcome.child["flushed"]["retried"] > 0  # the kill was felt
-    assert outcome.max_call_ms < 5.0, outcome
+    assert outcome.max_call_ms < NEVER_BLOCKED_MS, outcome
     [failover_s] = outcome.failover_s
     assert failover_s < 5.0, outcome
 
@@ -43,4 +44,4 @@ def test_restarting_every_node_in_turn_loses_nothing(rabbit_cluster, tmp_path):
     assert outcome.lost == 0
     assert outcome.killed == [1, 2, 3]
     assert outcome.child["flushed"]["dropped"] == 0
-    assert outcome.max_call_ms < 5.0, outcome
+    assert outcome.max_call_ms < NEVER_BLOCKED_MS, outcome

@@ -19,7 +19,7 @@ import webob
 from paste.deploy import loadapp
 
 from nova_notifier import drivers
-from tests.conftest import broker_available
+from tests.conftest import NEVER_BLOCKED_MS, broker_available
 from tests.test_outage import ROOT, Outage
 
 pytestmark = pytest.mark.broker
@@ -89,7 +89,7 @@ def test_an_oslo_notifier_with_the_driver_loses_nothing_and_never_blocks(
     assert during < COUNT  # the cut really held messages back
     assert set(seen) == set(range(COUNT))
     assert calls["calls"] == COUNT
-    assert calls["max_ms"] < 5.0, calls
+    assert calls["max_ms"] < NEVER_BLOCKED_MS, calls
     assert flushed["flushed"]["dropped"] == 0
     assert flushed["flushed"]["queued"] == COUNT
     assert flushed["flushed"]["retried"] > 0  # it went through the outage
