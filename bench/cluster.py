@@ -77,7 +77,8 @@ def main() -> None:
         if ours_started:
             cluster.down()
 
-    rows = [("kill -9 the publisher's node", "lost", "longest call ms", "failover s")]
+    head = ("driver", "lost", "longest call ms", "failover s")
+    rows: list[tuple[str, ...]] = []
     for name, runs in kills.items():
         rows.append(
             (
@@ -90,18 +91,20 @@ def main() -> None:
                 ),
             )
         )
-    _common.print_table(rows)
-    rows = [("restart every node in turn", "lost", "longest call ms", "")]
+    _common.print_table("kill -9 the publisher's node (3000 at 200/s)", head, rows)
+    rows = []
     for name, run in restarts.items():
-        rows.append((name, str(run["lost"]), f"{run['max_call_ms']:.1f}", ""))
-    _common.print_table(rows)
+        rows.append((name, str(run["lost"]), f"{run['max_call_ms']:.1f}"))
+    _common.print_table("restart every node in turn (5000 at 200/s)", head[:3], rows)
     medians = {name: statistics.median(values) for name, values in rates.items()}
-    rows = [("2000 x 2 KB to the quorum queue", "msg/s (median)", "x oslo", "")]
+    rows = []
     for name, value in medians.items():
         rows.append(
-            (name, f"{value:.0f}", f"{_common.ratio(value, medians[OSLO]):.2f}", "")
+            (name, f"{value:.0f}", f"{_common.ratio(value, medians[OSLO]):.2f}")
         )
-    _common.print_table(rows)
+    _common.print_table(
+        "2000 x 2 KB to the quorum queue", ("driver", "msg/s", "x oslo"), rows
+    )
 
     ours_kills = [r for name in OURS for r in kills[name]]
     targets = {
