@@ -260,3 +260,18 @@ def rabbit_cluster() -> Iterator[Cluster]:
     finally:
         if ours:
             cluster.down(purge=fresh)
+
+
+@pytest.fixture
+def outage(tmp_path):
+    """The library (or a service) behind a fault-injection proxy, a listener
+    straight on the broker (``tests/test_outage.py``'s ``Outage``)."""
+    from tests.test_outage import Outage
+
+    if not broker_available():
+        pytest.fail("RabbitMQ is not answering on 127.0.0.1:5672 (run .ci/run)")
+    env = Outage(tmp_path)
+    try:
+        yield env
+    finally:
+        env.close()

@@ -19,7 +19,7 @@ import webob
 from paste.deploy import loadapp
 
 from nova_notifier import drivers
-from tests.conftest import NEVER_BLOCKED_MS, broker_available
+from tests.conftest import NEVER_BLOCKED_MS
 from tests.test_outage import ROOT, Outage
 
 pytestmark = pytest.mark.broker
@@ -27,25 +27,13 @@ pytestmark = pytest.mark.broker
 COUNT, RATE, OUTAGE = 1600, 200.0, 4.0
 
 
-@pytest.fixture
-def cut(tmp_path):
-    """A proxy to cut the service off the broker, a listener straight on it."""
-    if not broker_available():
-        pytest.fail("RabbitMQ is not answering on 127.0.0.1:5672 (run .ci/run)")
-    env = Outage(tmp_path)
-    try:
-        yield env
-    finally:
-        env.close()
-
-
-def _child(cut: Outage, driver: str, spool: str) -> subprocess.Popen:
+def _child(outage: Outage, driver: str, spool: str) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
             os.path.join(ROOT, "tests", "driver_child.py"),
-            cut.proxy.url(),
-            cut.topic,
+            outage.proxy.url(),
+            outage.topic,
             driver,
             spool,
             str(COUNT),
@@ -58,27 +46,27 @@ def _child(cut: Outage, driver: str, spool: str) -> subprocess.Popen:
     )
 
 
-def _wait_for_count(cut: Outage, count: int, timeout: float) -> None:
+def _wait_for_count(outage: Outage, count: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while len(cut.seqs()) < count:
-        assert time.monotonic() < deadline, f"{len(cut.seqs())} of {count} arrived"
-        with cut.collector._cond:
-            cut.collector._cond.wait(0.2)
+    while len(outage.seqs()) < count:
+        assert time.monotonic() < deadline, f"{len(outage.seqs())} of {count} arrived"
+        with outage.collector._cond:
+            outage.collector._cond.wait(0.2)
 
 
 @pytest.mark.parametrize("driver", ["nova_notifier.background", "nova_notifier.spool"])
 def test_an_oslo_notifier_with_the_driver_loses_nothing_and_never_blocks(
-    cut, tmp_path, driver
+    outage, tmp_path, driver
 ):
-    child = _child(cut, driver, str(tmp_path / "spool.db"))
+    child = _child(outage, driver, str(tmp_path / "spool.db"))
     try:
-        _wait_for_count(cut, 100, timeout=30)  # connected and delivering
-        cut.proxy.cut()
+        _wait_for_count(outage, 100, timeout=30)  # connected and delivering
+        outage.proxy.cut()
         cut_at = time.monotonic()
         time.sleep(OUTAGE)  # the outage itself; the child keeps emitting
-        during = len(cut.seqs())
-        cut.proxy.restore()
-        seen = cut.wait_all(set(range(COUNT)), timeout=120)
+        during = len(outage.seqs())
+        outage.proxy.restore()
+        seen = outage.wait_all(set(range(COUNT)), timeout=120)
         out, err = child.communicate(timeout=120)
     finally:
         if child.poll() is None:
@@ -117,7 +105,7 @@ def app_factory(global_conf, **local_conf):
 
 
 def test_keystonemiddleware_audit_with_the_spool_driver_delivers_through_an_outage(
-    cut, tmp_path
+    outage, tmp_path
 ):
     (tmp_path / "audit_map.conf").write_text(AUDIT_MAP)
     (tmp_path / "service.conf").write_text(
@@ -140,8 +128,8 @@ def test_keystonemiddleware_audit_with_the_spool_driver_delivers_through_an_outa
             paste.filter_factory = keystonemiddleware.audit:filter_factory
             audit_map_file = {tmp_path / "audit_map.conf"}
             driver = nova_notifier.spool
-            topics = {cut.topic}
-            transport_url = {cut.proxy.url()}
+            topics = {outage.topic}
+            transport_url = {outage.proxy.url()}
             oslo_config_project = nn-audit-test
             oslo_config_file = {tmp_path / "service.conf"}
 
@@ -160,12 +148,12 @@ def test_keystonemiddleware_audit_with_the_spool_driver_delivers_through_an_outa
         return time.perf_counter() - started
 
     call("/v2.1/servers/first")
-    cut.collector.wait_for(2, timeout=30)  # request and response
-    cut.proxy.cut()
+    outage.collector.wait_for(2, timeout=30)  # request and response
+    outage.proxy.cut()
     slowest = max(call(f"/v2.1/servers/s-{n}") for n in range(20))
     assert (tmp_path / "audit-spool.db").exists()
-    cut.proxy.restore()
-    got = cut.collector.wait_for(42, timeout=60)
+    outage.proxy.restore()
+    got = outage.collector.wait_for(42, timeout=60)
 
     assert slowest < 0.5, f"a request took {slowest:.3f} s during the outage"
     assert {g.event_type for g in got} == {"audit.http.request", "audit.http.response"}

@@ -29,7 +29,6 @@ from tests.conftest import (
     Collector,
     _start_listener,
     _stop_listener,
-    broker_available,
     make_conf,
 )
 
@@ -102,17 +101,6 @@ class Outage:
         _stop_listener(self.listener)
         self.listen_transport.cleanup()
         delete_queues(RABBIT_URL, [f"{self.topic}.{p}" for p in PRIORITIES])
-
-
-@pytest.fixture
-def outage(tmp_path):
-    if not broker_available():
-        pytest.fail("RabbitMQ is not answering on 127.0.0.1:5672 (run .ci/run)")
-    env = Outage(tmp_path)
-    try:
-        yield env
-    finally:
-        env.close()
 
 
 def _emit(first: int, last: int) -> None:
