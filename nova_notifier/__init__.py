@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")
 
 if TYPE_CHECKING:
-    from nova_notifier import task_states, vm_states
+    from nova_notifier import schemas, task_states, vm_states
     from nova_notifier._settings import PRIORITIES
     from nova_notifier.api_fault import send_api_fault
     from nova_notifier.audit import audit_period_bounds, last_completed_audit_period
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 # Where each public name lives: name -> module of this package.
 _HOMES = {
+    "schemas": "schemas",
     "task_states": "task_states",
     "vm_states": "vm_states",
     "send_api_fault": "api_fault",
@@ -141,6 +142,7 @@ __all__ = [
     "refresh",
     "register_opts",
     "requeue_dead_letters",
+    "schemas",
     "send_api_fault",
     "send_update",
     "send_update_with_states",

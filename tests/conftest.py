@@ -25,7 +25,7 @@ import pytest
 from oslo_config import cfg
 
 import nova_notifier
-from nova_notifier import lifecycle
+from nova_notifier import lifecycle, schemas
 from nova_notifier.testing.config import make_conf as testing_conf
 from nova_notifier.tools.amqp_queues import delete_queues, kombu_url
 from tests.cluster_util import Cluster
@@ -56,12 +56,42 @@ class Received:
     ctxt: dict[str, Any]
 
 
+def schema_problem(event_type: str, payload: Any) -> str | None:
+    """Why ``payload`` does not match ``event_type``'s schema (None when it
+    does, or when no schema describes that event type, as with test-only
+    ones such as ``test.marker``)."""
+    try:
+        schemas.validate(event_type, payload)
+    except schemas.UnknownEventType:
+        return None
+    except Exception as exc:  # jsonschema.ValidationError, or a broken schema
+        where = getattr(exc, "json_path", "")
+        message = getattr(exc, "message", None) or repr(exc)
+        return f"{event_type}: {where}: {message}"
+    return None
+
+
+# Compile the schemas now, not in a listener thread as the first message arrives.
+schema_problem("api.fault", {})
+
+# The Collectors made during the current test (see _payloads_match_schemas).
+_COLLECTORS: list[Collector] = []
+
+
 class Collector:
-    """A notification endpoint that records what arrives and lets tests wait."""
+    """A notification endpoint that records what arrives and lets tests wait.
+
+    Each message whose event type has a schema (:mod:`nova_notifier.schemas`)
+    is validated as it arrives; ``invalid`` lists those that did not match,
+    and the autouse ``_payloads_match_schemas`` fixture fails the test when
+    any did.
+    """
 
     def __init__(self) -> None:
         self.items: list[Received] = []
+        self.invalid: list[str] = []
         self._cond = threading.Condition()
+        _COLLECTORS.append(self)
         for priority in PRIORITIES:
             setattr(self, priority, self._recorder(priority.upper()))
 
@@ -74,6 +104,11 @@ class Collector:
                     )
                 )
                 self._cond.notify_all()
+            # Checked once recorded: tests wait on arrivals, not on this.
+            problem = schema_problem(event_type, payload)
+            if problem is not None:
+                with self._cond:
+                    self.invalid.append(problem)
 
         return record
 
@@ -109,6 +144,29 @@ class Collector:
             return [
                 i for i in self.items if not (exclude_marker and i.event_type == MARKER)
             ]
+
+
+@pytest.fixture(autouse=True)
+def _payloads_match_schemas(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test in which any Collector received a message that does not
+    match its event type's schema, unless the test is marked
+    ``payloads_unchecked`` (it sends payloads of its own under a real
+    event type)."""
+    _COLLECTORS.clear()
+    yield
+    collectors = list(_COLLECTORS)
+    _COLLECTORS.clear()
+    if request.node.get_closest_marker("payloads_unchecked"):
+        return
+    problems = [problem for c in collectors for problem in c.invalid]
+    if problems:
+        shown = "\n  ".join(problems[:10])
+        more = f"\n  (+{len(problems) - 10} more)" if len(problems) > 10 else ""
+        pytest.fail(
+            f"{len(problems)} received messages do not match their schema:"
+            f"\n  {shown}{more}",
+            pytrace=False,
+        )
 
 
 @dataclasses.dataclass

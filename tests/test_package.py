@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -163,3 +166,50 @@ def test_using_the_library_loads_none_of_the_tools():
     loaded = _modules_after(code)
     assert "nova_notifier.notifier" in loaded  # the code did run
     assert sorted(m for m in loaded if m.startswith("nova_notifier.tools")) == []
+
+
+def test_the_wheel_carries_the_schema_files(tmp_path):
+    # Built from a copy, so the checkout gets no build/ directory.
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(pathlib.Path(ROOT, name), src)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ("etc", "nova_notifier"):
+        shutil.copytree(pathlib.Path(ROOT, name), src / name, ignore=ignore)
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, src],
+        capture_output=True,
+        timeout=300,
+        check=True,
+    )
+    (wheel,) = dist.glob("*.whl")
+    data = pathlib.Path(ROOT, "nova_notifier", "schemas", "data")
+    expected = {
+        "/".join(("nova_notifier", "schemas", "data", *p.relative_to(data).parts))
+        for p in data.rglob("*.json")
+    }
+    assert len(expected) > 4
+    with zipfile.ZipFile(wheel) as archive:
+        assert expected <= set(archive.namelist())
+        archive.extractall(tmp_path / "site")
+    # The installed package finds its schemas (not the checkout's).
+    check = (
+        "from nova_notifier import schemas\n"
+        f"assert schemas.__file__.startswith({str(tmp_path / 'site')!r})\n"
+        "for event_type in schemas.event_types():\n"
+        "    assert schemas.schema_for(event_type)['$schema']\n"
+        "print(len(schemas.event_types()))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    out = subprocess.run(
+        [sys.executable, "-c", check],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert int(out.stdout) > 4

@@ -245,11 +245,14 @@ EXPECTED_FIXED_IPS = [
 
 
 def over_the_wire(env, body: dict[str, Any]) -> dict[str, Any]:
-    """Emit ``body`` as a compute service would and return what arrived."""
-    nova_notifier.get_notifier("compute").info({}, "compute.instance.exists", body)
+    """Emit ``body`` as a compute service would and return what arrived.
+
+    Sent as a ``create.end``: an instance payload as it is, which that
+    event's schema describes (``exists`` adds the audit period)."""
+    nova_notifier.get_notifier("compute").info({}, "compute.instance.create.end", body)
     got = env.settle()
     assert [(g.event_type, g.priority, g.publisher_id) for g in got] == [
-        ("compute.instance.exists", "INFO", "compute.testhost")
+        ("compute.instance.create.end", "INFO", "compute.testhost")
     ]
     payload = got[0].payload
     assert json.loads(json.dumps(payload)) == payload  # plain JSON types only

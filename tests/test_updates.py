@@ -370,6 +370,7 @@ def test_malformed_instance_is_swallowed_and_counted(fake_env, call):
         ),
     ],
 )
+@pytest.mark.payloads_unchecked
 def test_get_notifier_publisher_id(fake_env, args, publisher_id):
     notifier = nova_notifier.get_notifier(**args)
 

@@ -4,7 +4,8 @@
 ``etc/api-paste.ini`` through a whole instance lifecycle and prints every
 notification a listener on the same transport received; ``listen`` tails
 the bus; ``latency`` reports how long boots take, from the bus or a file;
-``spool`` lists and re-queues the messages the broker refused.
+``spool`` lists and re-queues the messages the broker refused; ``schema``
+prints the JSON Schema of an event type's payload.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ _COMMANDS = {
     "spool": (
         "nova_notifier.tools.spool",
         "list the dead letters of a spool, or queue them again",
+    ),
+    "schema": (
+        "nova_notifier.tools.schema",
+        "print the JSON Schema of an event type's payload, or list them",
     ),
 }
 
