@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from nova_notifier.payload import exception_to_dict, image_meta, info_from_instance
     from nova_notifier.updates import send_update, send_update_with_states
     from nova_notifier.usage import notify_about_instance_usage, notify_usage_exists
+    from nova_notifier.versioned.send import notify_about_instance_action
 
 # Where each public name lives: name -> module of this package.
 _HOMES = {
@@ -91,6 +92,7 @@ _HOMES = {
     "send_update": "updates",
     "send_update_with_states": "updates",
     "notify_about_instance_usage": "usage",
+    "notify_about_instance_action": "versioned.send",
     "notify_usage_exists": "usage",
 }
 
@@ -136,6 +138,7 @@ __all__ = [
     "last_completed_audit_period",
     "list_opts",
     "monkey_patch",
+    "notify_about_instance_action",
     "notify_about_instance_usage",
     "notify_decorator",
     "notify_usage_exists",

@@ -109,18 +109,21 @@ class DirectSender:
 
     Loaded like an ``oslo_messaging.Notifier``'s: the names in
     ``[oslo_messaging_notifications] driver``, each built with the conf,
-    ``topics`` and the transport.
+    ``topics`` (the configured ones unless given) and the transport.
     """
 
-    def __init__(self, conf: cfg.ConfigOpts, transport: Any) -> None:
+    def __init__(
+        self, conf: cfg.ConfigOpts, transport: Any, topics: list[str] | None = None
+    ) -> None:
         group = conf.oslo_messaging_notifications
         self.retry = group.retry
+        topics = list(group.topics) if topics is None else topics
         self._manager: named.NamedExtensionManager[Any] = named.NamedExtensionManager(
             "oslo.messaging.notify.drivers",
             names=list(group.driver),
             invoke_on_load=True,
             invoke_args=(conf,),
-            invoke_kwds={"topics": list(group.topics), "transport": transport},
+            invoke_kwds={"topics": topics, "transport": transport},
         )
         self._drivers = tuple(
             (ext.name, ext.obj) for ext in self._manager.extensions if ext.obj

@@ -33,6 +33,11 @@ class Settings:
     decorator_publisher: str | None
     image_base: str
     audit_unit: str
+    #: send the legacy messages / the versioned ones (``notification_format``)
+    legacy: bool = True
+    versioned: bool = False
+    versioned_topics: tuple[str, ...] = ("versioned_notifications",)
+    bdms_in_notifications: bool = False
 
 
 #: the priorities a notification may have (oslo.messaging's Notifier methods)
@@ -60,6 +65,10 @@ def take(conf: cfg.ConfigOpts) -> Settings:
         decorator_publisher=group.default_publisher_id or None,
         image_base=group.image_endpoint.rstrip("/"),
         audit_unit=conf.instance_usage_audit_period,
+        legacy=group.notification_format != "versioned",
+        versioned=group.notification_format != "unversioned",
+        versioned_topics=tuple(group.versioned_notifications_topics),
+        bdms_in_notifications=bool(group.bdms_in_notifications),
     )
 
 

@@ -865,14 +865,23 @@ class Delivery:
         event_type: str,
         payload: Any,
         priority: str,
+        topics: list[str] | None = None,
     ) -> None:
         """Queue one notification; raises only on a payload that cannot be built.
 
         Background mode: the payload is copied (``sanitize``; the caller may
         change its own afterwards) and queued with the time; the sender
-        makes the wire message (message_id, timestamp text, JSON).
+        makes the wire message (message_id, timestamp text, JSON). With
+        ``topics`` (the versioned notifications' topics) the message goes
+        there instead of to the sender's own topics.
         """
         memory = self._memory
+        if topics is not None and topics != self._topics:
+            self._put_item(
+                event_type,
+                self._item(publisher_id, ctxt, event_type, payload, priority, topics),
+            )
+            return
         if memory is not None:
             if memory.qsize() >= memory.size:
                 self._dropped(event_type, "the delivery queue is full")
@@ -892,20 +901,34 @@ class Delivery:
             return
         self._spool(
             event_type,
-            lambda: {
-                "ctxt": ctxt,
-                "message": _message(
-                    message_id(),
-                    publisher_id,
-                    event_type,
-                    sanitize(payload),
-                    priority,
-                    faked_timestamp() or _timestamp(time.time()),
-                ),
-                "topics": self._topics,
-                "version": self._version,
-            },
+            lambda: self._item(
+                publisher_id, ctxt, event_type, payload, priority, self._topics
+            ),
         )
+
+    def _item(
+        self,
+        publisher_id: str,
+        ctxt: dict[str, Any],
+        event_type: str,
+        payload: Any,
+        priority: str,
+        topics: list[str],
+    ) -> dict[str, Any]:
+        """The whole item, its wire message made now (payload copied)."""
+        return {
+            "ctxt": ctxt,
+            "message": _message(
+                message_id(),
+                publisher_id,
+                event_type,
+                sanitize(payload),
+                priority,
+                faked_timestamp() or _timestamp(time.time()),
+            ),
+            "topics": topics,
+            "version": self._version,
+        }
 
     def submit_message(
         self, ctxt: dict[str, Any], message: dict[str, Any], topics: list[str]
@@ -930,6 +953,11 @@ class Delivery:
         except Exception as exc:
             self._dropped(event_type, f"cannot be sent as JSON: {_log.describe(exc)}")
             return
+        self._put_item(event_type, item)
+
+    def _put_item(self, event_type: str, item: dict[str, Any]) -> None:
+        """Queue (or spool) a whole item: ctxt, message, topics, version."""
+        memory = self._memory
         if memory is None:
             self._spool(event_type, lambda: item)
         elif memory.qsize() >= memory.size:

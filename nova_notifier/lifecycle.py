@@ -48,6 +48,10 @@ class _State:
         self.settings: _settings.Settings | None = None
         self.conf_cache: dict[Any, Any] | None = None
         self.notifiers: dict[tuple[str, str | None], Any] = {}  # Notifiers
+        # Direct senders for other topics (the versioned notifications'),
+        # built at first use from the same conf and transport.
+        self.other_direct: dict[tuple[str, ...], DirectSender] = {}
+        self.other_lock = threading.Lock()
 
 
 _STATE = _State()
@@ -202,12 +206,30 @@ def settings(what: str = "this call") -> _settings.Settings:
     return refresh()
 
 
+def direct_sender(topics: tuple[str, ...] | None) -> DirectSender | None:
+    """The direct sender for ``topics`` (None: the configured topics); None
+    when the library sends through a queue or spool instead."""
+    direct = _STATE.direct
+    if topics is None or direct is None:
+        return direct
+    found = _STATE.other_direct.get(topics)
+    if found is None:
+        with _STATE.other_lock:
+            found = _STATE.other_direct.get(topics)
+            conf, transport = _STATE.conf, _STATE.transport
+            if found is None and conf is not None and direct is _STATE.direct:
+                found = DirectSender(conf, transport, topics=list(topics))
+                _STATE.other_direct[topics] = found
+    return found
+
+
 def _release() -> None:
     transport, delivery = _STATE.transport, _STATE.delivery
     _STATE.conf = None
     _STATE.transport = None
     _STATE.ready = False
     _STATE.direct = None
+    _STATE.other_direct = {}
     _STATE.delivery = None
     _STATE.settings = None
     _STATE.notifiers = {}
@@ -244,6 +266,8 @@ def _after_fork_in_child() -> None:
     _STATE.transport = None
     _STATE.ready = False
     _STATE.direct = None
+    _STATE.other_direct = {}
+    _STATE.other_lock = threading.Lock()
     _STATE.delivery = None
     _STATE.reinit = True
 
@@ -335,6 +359,16 @@ def stats() -> dict[str, Any]:
         else {"backlog": 0, "oldest_undelivered_age": 0.0}
     )
     return result
+
+
+def formats() -> tuple[bool, bool]:
+    """Whether to send (the legacy, the versioned) notifications, as
+    ``notification_format`` says; legacy only before ``init()``."""
+    try:
+        snap = settings()
+    except NotInitializedError:
+        return True, False
+    return snap.legacy, snap.versioned
 
 
 def sending_disabled() -> bool:

@@ -185,13 +185,18 @@ class Notifier:
     initialised or a failing driver is logged and counted as a drop.
     """
 
-    __slots__ = ("publisher_id",)
+    __slots__ = ("publisher_id", "topics")
 
-    def __init__(self, publisher_id: str) -> None:
+    def __init__(
+        self, publisher_id: str, topics: tuple[str, ...] | None = None
+    ) -> None:
         self.publisher_id = clean_text(_as_text(publisher_id))
+        #: where the messages go; None: ``[oslo_messaging_notifications] topics``
+        self.topics = None if topics is None else tuple(topics)
 
     def __repr__(self) -> str:
-        return f"<nova_notifier.Notifier publisher_id={self.publisher_id!r}>"
+        topics = "" if self.topics is None else f" topics={list(self.topics)!r}"
+        return f"<nova_notifier.Notifier publisher_id={self.publisher_id!r}{topics}>"
 
     def is_enabled(self) -> bool:
         """True when a notification driver is configured."""
@@ -209,7 +214,10 @@ class Notifier:
         try:
             if _STATE.reinit:
                 lifecycle.reinit_after_fork()
-            direct = _STATE.direct
+            topics = self.topics
+            direct = (
+                _STATE.direct if topics is None else lifecycle.direct_sender(topics)
+            )
             if direct is not None:
                 failed = direct.send(
                     wire_context(ctxt),
@@ -239,6 +247,7 @@ class Notifier:
                         event_type,
                         payload,
                         priority,
+                        None if topics is None else list(topics),
                     )
                 return
             if not _STATE.ready:

@@ -193,5 +193,21 @@ def _send(
     states: dict[str, Any],
     old_display_name: str | None = None,
 ) -> None:
-    body = _update_payload(instance, states, old_display_name)
-    notifier.get_notifier(service, host).notify(context, EVENT_TYPE, body, "info")
+    legacy, versioned = lifecycle.formats()
+    if legacy:
+        body = _update_payload(instance, states, old_display_name)
+        notifier.get_notifier(service, host).notify(context, EVENT_TYPE, body, "info")
+    if versioned:
+        # instance.update, from the same state decision; oslo.versionedobjects
+        # is loaded on the first.
+        from nova_notifier.versioned import send
+
+        send.beside_update(
+            context,
+            instance,
+            service,
+            host,
+            states,
+            audit.audit_period_bounds(current_period=True),
+            old_display_name,
+        )

@@ -63,6 +63,41 @@ def notify_about_instance_usage(
         event_type = event_type_for(event_suffix)
         if len(_EVENT_TYPES) < 256 and type(event_suffix) is str:
             _EVENT_TYPES[event_suffix] = event_type
+    legacy, versioned = lifecycle.formats()
+    if legacy:
+        _send_legacy(
+            notifier_,
+            context,
+            instance,
+            event_type,
+            network_info,
+            system_metadata,
+            extra_usage_info,
+            fault,
+        )
+    if versioned:
+        _send_versioned(
+            notifier_,
+            context,
+            instance,
+            event_type[len(PREFIX) :],
+            network_info,
+            system_metadata,
+            extra_usage_info,
+            fault,
+        )
+
+
+def _send_legacy(
+    notifier_: Any,
+    context: Any,
+    instance: Any,
+    event_type: str,
+    network_info: Iterable[Any] | None,
+    system_metadata: Mapping[str, Any] | None,
+    extra_usage_info: Mapping[str, Any] | None,
+    fault: BaseException | None,
+) -> None:
     try:
         body = payload.build_instance_info(
             instance, network_info, system_metadata, payload.image_base()
@@ -83,6 +118,23 @@ def notify_about_instance_usage(
 
 
 _EVENT_TYPES: dict[str, str] = {}
+
+
+def _send_versioned(
+    notifier_: Any, context: Any, instance: Any, suffix: str, *rest: Any
+) -> None:
+    """Nova's versioned message beside this legacy one (``notification_format``
+    versioned or both); oslo.versionedobjects is loaded on the first."""
+    from nova_notifier.versioned import send
+
+    publisher = getattr(notifier_, "publisher_id", None)
+    send.beside_usage(
+        context,
+        instance,
+        publisher if isinstance(publisher, str) else "",
+        suffix,
+        *rest,
+    )
 
 
 def _extra(event_type: str, extra: Any) -> dict[str, Any]:

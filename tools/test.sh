@@ -4,6 +4,7 @@
 # test suite (unit tests on fake://, integration tests on the real broker).
 source "$(dirname "$0")/_venv.sh" "[test]"
 bash tools/ensure-broker.sh
+bash tools/nova-samples.sh >/dev/null
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy nova_notifier

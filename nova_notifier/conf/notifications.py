@@ -66,4 +66,34 @@ PAYLOAD_OPTS = [
     ),
 ]
 
-OPTS = STATE_CHANGE_OPTS + API_FAULT_OPTS + DECORATOR_OPTS + PAYLOAD_OPTS
+UNVERSIONED, VERSIONED, BOTH = "unversioned", "versioned", "both"
+
+FORMAT_OPTS = [
+    cfg.StrOpt(
+        "notification_format",
+        default=UNVERSIONED,
+        choices=[
+            (UNVERSIONED, "only the legacy notifications (compute.instance.*)"),
+            (VERSIONED, "only Nova's versioned notifications (instance.*)"),
+            (BOTH, "both, the legacy and the versioned message for each call"),
+        ],
+        deprecated_group="DEFAULT",
+        help="Which notification formats the helpers send. The versioned "
+        "messages go to versioned_notifications_topics, the legacy ones to "
+        "[oslo_messaging_notifications] topics.",
+    ),
+    cfg.ListOpt(
+        "versioned_notifications_topics",
+        default=["versioned_notifications"],
+        help="Topics the versioned notifications are sent to.",
+    ),
+    cfg.BoolOpt(
+        "bdms_in_notifications",
+        default=False,
+        help="Read the instance's block device mappings into the versioned "
+        "payloads' block_devices (null when off). Block device mappings "
+        "given to a call explicitly are sent either way.",
+    ),
+]
+
+OPTS = STATE_CHANGE_OPTS + API_FAULT_OPTS + DECORATOR_OPTS + PAYLOAD_OPTS + FORMAT_OPTS

@@ -16,7 +16,7 @@ listed in :data:`OBJECTS`. Filling them from an instance is
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from oslo_versionedobjects import base as ovo_base
 
@@ -49,6 +49,12 @@ class NotificationObject(ovo_base.VersionedObject):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.obj_reset_changes(recursive=False)
+
+    if TYPE_CHECKING:  # the fields are properties ovo makes at class set-up
+
+        def __getattr__(self, name: str) -> Any: ...
+
+        def __setattr__(self, name: str, value: Any) -> None: ...
 
     def to_primitive(self) -> dict[str, Any]:
         """The wire form (``nova_object.*`` keys), changes left out."""
