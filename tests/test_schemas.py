@@ -63,7 +63,8 @@ def test_the_index_names_existing_files_and_every_file_is_used():
         for key in schemas.schema_for(event_type).get("$defs", {})
         if key.endswith(".json")
     }
-    assert {f"legacy/{name}" for name in LEGACY_FILES} == named | bundled
+    files = {str(path.relative_to(DATA)) for path in DATA.glob("*/*.json")}
+    assert files == named | bundled
 
 
 def test_event_types_are_the_known_ones_sorted():

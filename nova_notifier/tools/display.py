@@ -20,10 +20,44 @@ _FIELDS = (
 )
 
 
+def _object_data(value: Any) -> Any:
+    data = value.get("nova_object.data") if isinstance(value, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def versioned_fields(payload: dict[str, Any]) -> dict[str, Any]:
+    """A versioned payload's ``nova_object.data`` under the legacy names
+    :func:`summary` shows (instance id, name, states, flavor, fault)."""
+    data = _object_data(payload)
+    states = _object_data(data.get("state_update"))
+    fault = _object_data(data.get("fault"))
+    fields = {
+        "instance_id": data.get("uuid"),
+        "display_name": data.get("display_name"),
+        "old_state": states.get("old_state"),
+        "state": states.get("state") or data.get("state"),
+        "state_description": data.get("task_state"),
+        "new_task_state": states.get("new_task_state"),
+        "instance_type": _object_data(data.get("flavor")).get("name"),
+        "message": fault.get("exception_message"),
+        "exception": fault.get("exception"),
+    }
+    if not states:
+        del fields["old_state"]
+    return fields
+
+
 def summary(payload: Any) -> str:
-    """``key=value`` pairs of the payload fields people look for first."""
+    """``key=value`` pairs of the payload fields people look for first; a
+    versioned payload's from its ``nova_object.data``, with its class and
+    version."""
     if not isinstance(payload, dict):
         return repr(payload)[:120]
+    if "nova_object.data" in payload:
+        name = payload.get("nova_object.name")
+        version = payload.get("nova_object.version")
+        shown = summary(versioned_fields(payload))
+        return f"{shown} [{name} {version}]".strip()
     if "args" in payload and "kwarg" in payload:
         return f"args={payload['args']} kwarg={payload['kwarg']}"
     parts = []

@@ -1,6 +1,9 @@
 """Reading notifications into per-instance timelines, counting bad input.
 
-Only the events that mark a phase of a boot, rebuild or delete are kept, as
+Both formats are read: the legacy ``compute.instance.*`` and Nova's
+versioned ``instance.*`` (fields from ``nova_object.data``); a stream that
+carries both for the same boot counts each event once. Only the events
+that mark a phase of a boot, rebuild or delete are kept, as
 ``(timestamp, kind, host, detail)`` tuples per instance; everything else is
 counted by event type and dropped. Timestamps are seconds since the epoch,
 read from the envelope (the time the publisher sent the notification).
@@ -42,6 +45,21 @@ _SUFFIX_KINDS = {
     "compute.instance.delete.end": DELETE_END,
 }
 _UPDATE = "compute.instance.update"
+# Nova's versioned counterparts: the same kinds, read from nova_object.data
+_VERSIONED_KINDS = {
+    "instance.create.start": CREATE_START,
+    "instance.create.end": CREATE_END,
+    "instance.create.error": CREATE_ERROR,
+    "instance.rebuild.start": REBUILD_START,
+    "instance.rebuild.end": REBUILD_END,
+    "instance.rebuild.error": REBUILD_ERROR,
+    "instance.delete.start": DELETE_START,
+    "instance.delete.end": DELETE_END,
+}
+_VERSIONED_UPDATE = "instance.update"
+# A versioned and a legacy event of the same kind about the same instance
+# this close in time are one event sent in both formats: counted once.
+SAME_EVENT_SECONDS = 5.0
 # what a JSON object is: a dict when received, a simdjson view when read
 _OBJECTS = (dict, simdjson.Object)
 _EPOCH = datetime.datetime(1970, 1, 1)
@@ -70,9 +88,38 @@ def to_epoch(stamp: Any) -> float:
 
 
 def host_of(publisher_id: str, payload: Any) -> str:
-    """The host part of ``service.host``, else the payload's host."""
+    """The host part of ``service.host`` (``nova-service:host`` for a
+    versioned notification), else the payload's host."""
+    _, colon, host = publisher_id.partition(":")
+    if colon and host:
+        return host
     _, dot, host = publisher_id.partition(".")
     return host if dot and host else text(payload.get("host")) or publisher_id or "?"
+
+
+def _versioned_fields(payload: Any) -> Any:
+    """A versioned payload's ``nova_object.data`` read as the legacy
+    fields the tracker uses (None when it is not an object primitive)."""
+    data = payload.get("nova_object.data")
+    if type(data) not in _OBJECTS:
+        return None
+    states = data.get("state_update")
+    states = states.get("nova_object.data") if type(states) in _OBJECTS else None
+    flavor = data.get("flavor")
+    flavor = flavor.get("nova_object.data") if type(flavor) in _OBJECTS else None
+    fault = data.get("fault")
+    fault = fault.get("nova_object.data") if type(fault) in _OBJECTS else None
+    task = states.get("new_task_state") if states is not None else None
+    return {
+        "instance_id": data.get("uuid"),
+        "state": data.get("state"),
+        "new_task_state": data.get("task_state") if task is None else task,
+        "display_name": data.get("display_name"),
+        "instance_type": flavor.get("name") if flavor is not None else None,
+        "host": data.get("host"),
+        "message": fault.get("exception_message") if fault is not None else None,
+        "exception": fault.get("exception") if fault is not None else None,
+    }
 
 
 def text(value: Any) -> str:
@@ -169,6 +216,10 @@ class Tracker:
             None if dedup_window is None else RecentIds(dedup_window, clock)
         )
         self._hosts: dict[str, str] = {}
+        #: events dropped as the other format's copy of one already kept
+        self.other_format = 0
+        # (instance, kind) -> (time, versioned) of the last event kept
+        self._formats: dict[tuple[str, int], tuple[float, bool]] = {}
         # Views into a parsed line are valid until the next parse: nothing
         # read from one is kept but strings and numbers.
         self._parser = simdjson.Parser()
@@ -237,12 +288,29 @@ class Tracker:
         self.notifications += 1
         if type(publisher_id) is not str:
             publisher_id = text(publisher_id)
+        versioned = event_type.startswith("instance.")
+        if versioned:
+            if event_type != _VERSIONED_UPDATE and event_type not in _VERSIONED_KINDS:
+                self.ignored[event_type] += 1
+                return
+            fields = _versioned_fields(payload) if type(payload) in _OBJECTS else None
+            if fields is None:
+                self.without_payload += 1
+                return
+            payload = fields
+            event_type = (
+                _UPDATE if event_type == _VERSIONED_UPDATE else "compute." + event_type
+            )
         if event_type == _UPDATE:
             if type(payload) not in _OBJECTS:
                 self.without_payload += 1
                 return
             if payload.get("state") == "building":
-                kind = ACCEPTED if publisher_id.startswith("api.") else BUILDING
+                kind = (
+                    ACCEPTED
+                    if publisher_id.startswith(("api.", "nova-api:"))
+                    else BUILDING
+                )
             elif payload.get("new_task_state") == "rebuilding":
                 kind = REBUILDING
             else:  # an update no phase starts or ends with
@@ -284,6 +352,15 @@ class Tracker:
                 return
             else:
                 self._seen_ids.add(message_id)
+        same = self._formats.get((instance, kind))
+        if (
+            same is not None
+            and same[1] is not versioned
+            and abs(when - same[0]) <= SAME_EVENT_SECONDS
+        ):
+            self.other_format += 1
+            return
+        self._formats[(instance, kind)] = (when, versioned)
         detail = ""
         if kind == CREATE_ERROR or kind == REBUILD_ERROR:
             detail = fault_of(payload)

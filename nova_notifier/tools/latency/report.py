@@ -171,6 +171,7 @@ def build(
             "lines": tracker.lines,
             "notifications": tracker.notifications,
             "duplicates": tracker.duplicates,
+            "other_format": tracker.other_format,
             "reordered": late,
             "unreadable": tracker.unreadable,
             "unreadable_lines": list(tracker.unreadable_lines),
@@ -291,8 +292,8 @@ def render_text(report: dict[str, Any]) -> str:
         + (f", {src['first']} to {src['last']}" if src["first"] else ""),
     ]
     out.append(
-        f"  duplicates ignored: {src['duplicates']}; arrived out of order: "
-        f"{src['reordered']}"
+        f"  duplicates ignored: {src['duplicates']}; the same event in the other "
+        f"format: {src['other_format']}; arrived out of order: {src['reordered']}"
     )
     problems = [
         (src["unreadable"], "unreadable lines"),
