@@ -491,3 +491,27 @@ def test_a_legacy_only_service_never_loads_versionedobjects():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("driver", ["nova_notifier.background", "nova_notifier.spool"])
+def test_versioned_messages_go_through_the_librarys_drivers(tmp_path, driver):
+    env = Both(
+        "fake://",
+        oslo_messaging_notifications__driver=[driver],
+        notification_delivery__spool_path=str(tmp_path / "spool.db"),
+    )
+    try:
+        queued = nova_notifier.driver_stats()["queued"]
+        notifier = nova_notifier.get_notifier("compute", "compute1")
+        nova_notifier.notify_about_instance_usage(
+            notifier, CONTEXT, instance(), "pause.start"
+        )
+        legacy, versioned = env.settle()
+        # both messages (and the four markers) went through the driver
+        assert nova_notifier.driver_stats()["queued"] - queued == 6
+    finally:
+        env.close()
+    assert [i.event_type for i in legacy] == ["compute.instance.pause.start"]
+    assert [(i.event_type, i.publisher_id) for i in versioned] == [
+        ("instance.pause.start", "nova-compute:compute1")
+    ]

@@ -20,7 +20,7 @@ from oslo_versionedobjects import fields as ovo_fields
 from nova_notifier.versioned import _fields, events, objects
 
 DATA = Path(__file__).resolve().parent / "data"
-ID_BASE = "https://opendev.org/nova-notifier/schemas/"
+ID_BASE = "https://nova-notifier.invalid/schemas/"  # as the legacy files
 # ovo's isotime: whole seconds, "Z" for UTC (else the offset)
 _DATETIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})$"
 _UUID = (
