@@ -213,14 +213,19 @@ def direct_sender(topics: tuple[str, ...] | None) -> DirectSender | None:
     if topics is None or direct is None:
         return direct
     found = _STATE.other_direct.get(topics)
-    if found is None:
-        with _STATE.other_lock:
-            found = _STATE.other_direct.get(topics)
-            conf, transport = _STATE.conf, _STATE.transport
-            if found is None and conf is not None and direct is _STATE.direct:
-                found = DirectSender(conf, transport, topics=list(topics))
-                _STATE.other_direct[topics] = found
-    return found
+    if found is not None:
+        return found
+    conf, transport, cache = _STATE.conf, _STATE.transport, _STATE.other_direct
+    if conf is None:
+        return None
+    # Built outside the lock (stevedore loads the drivers): a fork or a
+    # cleanup() meanwhile must find the lock free. Kept only if the set-up
+    # it was built for is still the current one.
+    built = DirectSender(conf, transport, topics=list(topics))
+    with _STATE.other_lock:
+        if _STATE.direct is not direct or _STATE.other_direct is not cache:
+            return None
+        return cache.setdefault(topics, built)
 
 
 def _release() -> None:
@@ -229,7 +234,8 @@ def _release() -> None:
     _STATE.transport = None
     _STATE.ready = False
     _STATE.direct = None
-    _STATE.other_direct = {}
+    with _STATE.other_lock:
+        _STATE.other_direct = {}
     _STATE.delivery = None
     _STATE.settings = None
     _STATE.notifiers = {}
@@ -259,6 +265,8 @@ def _after_fork_in_child() -> None:
     same configuration at the child's first emit.
     """
     _STATE.lock = threading.RLock()
+    _STATE.other_lock = threading.Lock()
+    _STATE.other_direct = {}
     if _STATE.conf is None:
         return
     if _STATE.delivery is not None:
@@ -266,8 +274,6 @@ def _after_fork_in_child() -> None:
     _STATE.transport = None
     _STATE.ready = False
     _STATE.direct = None
-    _STATE.other_direct = {}
-    _STATE.other_lock = threading.Lock()
     _STATE.delivery = None
     _STATE.reinit = True
 

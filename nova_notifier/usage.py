@@ -125,16 +125,17 @@ def _send_versioned(
 ) -> None:
     """Nova's versioned message beside this legacy one (``notification_format``
     versioned or both); oslo.versionedobjects is loaded on the first."""
-    from nova_notifier.versioned import send
+    with lifecycle.dropping("instance." + suffix):
+        from nova_notifier.versioned import send
 
-    publisher = getattr(notifier_, "publisher_id", None)
-    send.beside_usage(
-        context,
-        instance,
-        publisher if isinstance(publisher, str) else "",
-        suffix,
-        *rest,
-    )
+        publisher = getattr(notifier_, "publisher_id", None)
+        send.beside_usage(
+            context,
+            instance,
+            publisher if isinstance(publisher, str) else "",
+            suffix,
+            *rest,
+        )
 
 
 def _extra(event_type: str, extra: Any) -> dict[str, Any]:

@@ -160,7 +160,12 @@ def _fault(data: dict[str, Any]) -> BaseException | None:
     fault = data.get("fault")
     if fault is None:
         return None
-    kind = type(fault["nova_object.data"]["exception"], (Exception,), {})
+    # a NovaException-like class: its own format_message() is what is sent
+    kind = type(
+        fault["nova_object.data"]["exception"],
+        (Exception,),
+        {"format_message": lambda self: str(self)},
+    )
     try:
         raise kind(fault["nova_object.data"]["exception_message"])
     except Exception as exc:

@@ -12,7 +12,7 @@ from nova_notifier.tools import cli
 from nova_notifier.tools.display import summary
 from nova_notifier.tools.latency.events import Tracker
 from nova_notifier.tools.latency.report import build
-from tests.test_versioned import CONTEXT, Both, instance
+from tests.test_versioned import CONTEXT, Both, NovaStyleError, instance
 
 
 @pytest.fixture
@@ -35,8 +35,8 @@ def _boot(fail: bool = False) -> None:
     )
     if fail:
         try:
-            raise RuntimeError("no space left")
-        except RuntimeError as exc:
+            raise NovaStyleError("no space left")
+        except NovaStyleError as exc:
             nova_notifier.notify_about_instance_usage(
                 compute, CONTEXT, vm, "create.error", fault=exc
             )
@@ -67,7 +67,7 @@ def test_listen_shows_a_versioned_payloads_instance_and_state(both):
     assert "[InstanceUpdatePayload 2.1]" in lines["instance.update"]
     assert "state=building" in lines["instance.create.start"]
     assert "flavor=m1.tiny" in lines["instance.create.start"]
-    assert "exception=RuntimeError" in lines["instance.create.error"]
+    assert "exception=NovaStyleError" in lines["instance.create.error"]
     assert "message=no space left" in lines["instance.create.error"]
     # a legacy payload is shown as before
     assert summary({"instance_id": "abc", "state": "active"}) == "id=abc state=active"

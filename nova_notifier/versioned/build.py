@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nova_notifier import payload as legacy
-from nova_notifier.serializer import clean_text, mask_text, screened, to_wire
+from nova_notifier.serializer import clean_text, screened, to_wire
 from nova_notifier.versioned import objects
 
 _FLAVOR_DEFAULTS = {
@@ -66,11 +66,19 @@ def _text_dict(value: Any) -> dict[str, str]:
     }
 
 
+# instance fields the builder sets itself, after _populate
+_SET_BY_BUILDER = frozenset(("metadata", "locked", "auto_disk_config"))
+
+
 def _populate(obj: objects.NotificationObject, sources: Mapping[str, Any]) -> None:
     for field, (source, attribute) in obj.SCHEMA.items():
+        if field in _SET_BY_BUILDER and source == "instance":
+            continue
         value = _get(sources[source], attribute)
         if field in _EMPTY_IS_NONE and type(value) is str and value == "":
             value = None
+        elif isinstance(value, datetime.datetime):
+            value = _utc(value)
         if value is None and not obj.fields[field].nullable:
             continue  # left unset: the caller fills it in
         setattr(obj, field, value)
@@ -114,27 +122,35 @@ def exception_payload(fault: BaseException) -> Any:
         module = inspect.getmodule(trace.tb_frame)
         module_name = module.__name__ if module else "unknown"
         function_name = trace.tb_frame.f_code.co_name
-    lines = tb.format_exception(type(fault), fault, fault.__traceback__)
+    message = _message(fault)
     return objects.ExceptionPayload(
         module_name=module_name,
         function_name=function_name,
         exception=type(fault).__name__,
-        exception_message=_message(fault),
-        traceback=clean_text(mask_text(",".join(lines))),
+        exception_message=message,
+        traceback=_traceback(fault, message),
     )
 
 
 def _message(fault: BaseException) -> str:
-    """The exception's message as Nova sends it (``str()``; its own
-    ``format_message()`` when it has one), secrets masked."""
-    message = legacy.formatted_message(fault)
-    if message is None:
-        try:
-            message = str(fault)
-        except Exception:  # an exception whose __str__ fails
-            message = type(fault).__name__
-        message = mask_text(message)
-    return clean_text(message)
+    """The exception's message by the legacy payloads' rule: its own
+    ``format_message()`` (secrets masked) when it has one, else its class
+    name. Nova sends ``str(fault)``, which can carry credentials that no
+    pattern recognises."""
+    return legacy.formatted_message(fault) or type(fault).__name__
+
+
+def _traceback(fault: BaseException, message: str) -> str:
+    """Nova's traceback text (its lines joined with ``,``), with the frames'
+    places only: no source lines (they can hold literals) and the message
+    :func:`_message` gives instead of ``str()``."""
+    frames = [
+        f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}\n'
+        for frame in tb.extract_tb(fault.__traceback__)
+    ]
+    head = ["Traceback (most recent call last):\n"] if frames else []
+    last = f"{type(fault).__name__}: {message}\n"
+    return clean_text(",".join([*head, *frames, last]))
 
 
 def _ip_addresses(network_info: Iterable[Any] | None) -> list[Any]:
@@ -204,7 +220,9 @@ def _keypairs(instance: Any) -> list[Any]:
 def _tags(instance: Any) -> list[str]:
     tags = _get(instance, "tags") or ()
     tags = _get(tags, "objects") or tags
-    return [tag if isinstance(tag, str) else str(_get(tag, "tag")) for tag in tags]
+    return [
+        tag if isinstance(tag, str) else str(_get(tag, "tag") or tag) for tag in tags
+    ]
 
 
 def _trusted_certs(instance: Any) -> list[str] | None:
@@ -297,6 +315,10 @@ def audit_period(beginning: Any, ending: Any) -> Any:
 
 
 def _utc(value: Any) -> Any:
-    if isinstance(value, datetime.datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=datetime.timezone.utc)
+    """A datetime in UTC (naive ones are taken as UTC), so it goes out as
+    ``...Z``; anything else as it is."""
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=datetime.timezone.utc)
+        return value.astimezone(datetime.timezone.utc)
     return value

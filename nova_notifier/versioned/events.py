@@ -94,6 +94,12 @@ ACTIONS = frozenset(
 )
 #: versioned actions that carry no phase
 PHASELESS = frozenset(("rebuild_scheduled", "evacuate", "exists"))
+# publisher sources Nova uses whatever service sent the legacy message
+_SOURCES = {
+    "evacuate": "nova-api",
+    "rebuild_scheduled": "nova-conductor",
+    "exists": "nova-compute",
+}
 # the legacy names of the actions that carry a phase
 _LEGACY_ACTIONS = (
     ACTIONS - set(_RENAMED.values()) - {a for a, _ in _PHASELESS.values()}
@@ -143,7 +149,7 @@ def for_legacy_suffix(suffix: str) -> Versioned | None:
         action,
         phase,
         payload_class(action),
-        "nova-api" if action == "evacuate" else None,
+        _SOURCES.get(action),
     )
 
 

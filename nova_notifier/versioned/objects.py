@@ -57,13 +57,30 @@ class NotificationObject(ovo_base.VersionedObject):
         def __setattr__(self, name: str, value: Any) -> None: ...
 
     def to_primitive(self) -> dict[str, Any]:
-        """The wire form (``nova_object.*`` keys), changes left out."""
+        """The wire form (``nova_object.*`` keys), changes left out; a
+        ``ValueError`` when a field of it or of a nested object is unset
+        (the message would not be Nova's shape)."""
+        _check_complete(self, type(self).__name__)
         self.obj_reset_changes(recursive=True)
         primitive: dict[str, Any] = self.obj_to_primitive()
         return primitive
 
 
 ovo_base.VersionedObjectRegistry.register_if(False)(NotificationObject)
+
+
+def _check_complete(obj: NotificationObject, path: str) -> None:
+    for name in obj.fields:
+        if not obj.obj_attr_is_set(name):
+            raise ValueError(f"{path}.{name} is not set")
+        value = getattr(obj, name)
+        items = value if isinstance(value, list) else [value]
+        for index, item in enumerate(items):
+            if isinstance(item, NotificationObject):
+                where = (
+                    f"{path}.{name}[{index}]" if value is items else f"{path}.{name}"
+                )
+                _check_complete(item, where)
 
 
 @_payload
