@@ -134,3 +134,56 @@ def test_uuid_fields_refuse_what_is_not_a_uuid():
     assert fields.UUID().coerce(None, "uuid", good) == good
     with pytest.raises(ValueError):
         fields.UUID().coerce(None, "uuid", "my-instance")
+
+
+def _built(cls):
+    import datetime
+
+    from nova_notifier.versioned import build
+
+    instance = {
+        "uuid": "178b0921-8f85-4257-88b6-2e743b5a975c",
+        "vm_state": "active",
+        "power_state": 1,
+        "created_at": datetime.datetime(2012, 10, 29, 13, 42, 11),
+        "flavor": {"name": "m1.tiny", "memory_mb": 512, "extra_specs": {"a": "b"}},
+        "keypairs": [{"name": "k", "type": "ssh", "public_key": "ssh-rsa A"}],
+        "tags": ["t"],
+        "block_device_mapping": [{"volume_id": "a07f71dc-8151-4e7d-a0cc-cd24a3f11113"}],
+        "info_cache": {
+            "network_info": [
+                {
+                    "id": "ce531f90-199f-48c0-816c-13e38010b442",
+                    "address": "fa:16:3e:4c:2c:30",
+                    "network": {
+                        "label": "private",
+                        "subnets": [{"ips": [{"address": "10.0.0.3", "version": 4}]}],
+                    },
+                }
+            ]
+        },
+    }
+    return build.instance_payload(
+        cls, {"user_id": "u", "project_id": "p"}, instance, bdms_in_notifications=True
+    )
+
+
+@pytest.mark.parametrize(
+    "cls", [objects.InstanceCreatePayload, objects.InstanceActionPayload]
+)
+def test_to_primitive_is_ovos_primitive_without_changes(cls):
+    payload = _built(cls)
+    ours = payload.to_primitive()
+    payload.obj_reset_changes(recursive=True)
+    assert ours == payload.obj_to_primitive()
+    assert (
+        ours["nova_object.data"]["ip_addresses"][0]["nova_object.data"]["address"]
+        == "10.0.0.3"
+    )
+
+
+def test_an_unset_field_is_refused_with_its_path():
+    payload = _built(objects.InstanceCreatePayload)
+    del payload.keypairs[0]._obj_name  # what ovo sets for the field
+    with pytest.raises(ValueError, match=r"InstanceCreatePayload.keypairs\[0\].name"):
+        payload.to_primitive()
