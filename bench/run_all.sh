@@ -5,7 +5,7 @@
 #   bash bench/run_all.sh --quick    # a smoke run
 source "$(dirname "$0")/../tools/_venv.sh" ""
 bash tools/ensure-broker.sh
-for script in caller_cost vs_nova faultwrap_overhead payload_cost latency_read latency_live_memory throughput outage cluster; do
+for script in caller_cost vs_nova faultwrap_overhead payload_cost versioned latency_read latency_live_memory throughput outage cluster; do
   echo
   echo "=== bench/$script.py $*"
   .venv/bin/python "bench/$script.py" "$@"
