@@ -167,10 +167,11 @@ def _update_payload(
     states: dict[str, Any],
     old_display_name: str | None = None,
     bandwidth: dict[str, Any] | None = None,
+    audit_period: tuple[Any, Any] | None = None,
 ) -> WirePayload:
     snap = lifecycle.settings("send_update()")
     info = payload.build_instance_info(instance, None, None, snap.image_base)
-    begin, end = audit.audit_period_bounds(current_period=True)
+    begin, end = audit_period or audit.audit_period_bounds(current_period=True)
     for key, value in states.items():
         info[key] = (
             value
@@ -194,8 +195,11 @@ def _send(
     old_display_name: str | None = None,
 ) -> None:
     legacy, versioned = lifecycle.formats()
+    # one audit period for both formats, as Nova builds the versioned
+    # update from the legacy payload
+    period = audit.audit_period_bounds(current_period=True)
     if legacy:
-        body = _update_payload(instance, states, old_display_name)
+        body = _update_payload(instance, states, old_display_name, None, period)
         notifier.get_notifier(service, host).notify(context, EVENT_TYPE, body, "info")
     if versioned:
         # instance.update, from the same state decision; oslo.versionedobjects
@@ -208,6 +212,6 @@ def _send(
             service,
             host,
             states,
-            audit.audit_period_bounds(current_period=True),
+            period,
             old_display_name,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 # payload key -> label, in the order they are shown
 _FIELDS = (
@@ -20,17 +20,27 @@ _FIELDS = (
 )
 
 
-def _object_data(value: Any) -> Any:
-    data = value.get("nova_object.data") if isinstance(value, dict) else None
-    return data if isinstance(data, dict) else {}
+_EMPTY: dict[str, Any] = {}
 
 
-def versioned_fields(payload: dict[str, Any]) -> dict[str, Any]:
+def _object_data(value: Any, objects: tuple[type, ...]) -> Any:
+    if not isinstance(value, objects):
+        return _EMPTY
+    data = cast(Any, value).get("nova_object.data")
+    return data if isinstance(data, objects) else _EMPTY
+
+
+def versioned_fields(
+    payload: Any, objects: tuple[type, ...] = (dict,)
+) -> dict[str, Any] | None:
     """A versioned payload's ``nova_object.data`` under the legacy names
-    :func:`summary` shows (instance id, name, states, flavor, fault)."""
-    data = _object_data(payload)
-    states = _object_data(data.get("state_update"))
-    fault = _object_data(data.get("fault"))
+    (instance id, name, states, flavor, host, fault), None when it has no
+    data. ``objects``: what a JSON object is (dict; a parser's view too)."""
+    data = _object_data(payload, objects)
+    if data is _EMPTY:
+        return None
+    states = _object_data(data.get("state_update"), objects)
+    fault = _object_data(data.get("fault"), objects)
     fields = {
         "instance_id": data.get("uuid"),
         "display_name": data.get("display_name"),
@@ -38,11 +48,12 @@ def versioned_fields(payload: dict[str, Any]) -> dict[str, Any]:
         "state": states.get("state") or data.get("state"),
         "state_description": data.get("task_state"),
         "new_task_state": states.get("new_task_state"),
-        "instance_type": _object_data(data.get("flavor")).get("name"),
+        "instance_type": _object_data(data.get("flavor"), objects).get("name"),
+        "host": data.get("host"),
         "message": fault.get("exception_message"),
         "exception": fault.get("exception"),
     }
-    if not states:
+    if states is _EMPTY:
         del fields["old_state"]
     return fields
 
@@ -56,7 +67,7 @@ def summary(payload: Any) -> str:
     if "nova_object.data" in payload:
         name = payload.get("nova_object.name")
         version = payload.get("nova_object.version")
-        shown = summary(versioned_fields(payload))
+        shown = summary(versioned_fields(payload) or {})
         return f"{shown} [{name} {version}]".strip()
     if "args" in payload and "kwarg" in payload:
         return f"args={payload['args']} kwarg={payload['kwarg']}"
