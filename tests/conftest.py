@@ -36,12 +36,16 @@ RABBIT_URL = os.environ.get(
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
 MARKER = "test.marker"
 # Longest emit call a driver test accepts. Issue 12's aim is no call over
-# 5 ms; on this 2-core machine, with three broker nodes (and their CLI
-# calls) beside the service, the longest calls measured were 10-140 ms
-# (bench/cluster.py), against oslo's own driver blocking 1.06 s. The tests
-# hold the line between "never waits on the broker" and oslo's block;
-# bench/cluster.py reports the longest call against the 5 ms aim.
+# 5 ms. Through the single broker (tests/test_driver_outage.py) the broker is
+# the machine's own, at full priority on the same two cores, and the tests
+# hold 250 ms: the line between "never waits on the broker" and oslo's own
+# driver blocking for a second. On the cluster, whose nodes and listener run
+# at nice 19 in their own scheduler groups (they stand for other machines),
+# the longest calls measured were 1-10 ms (bench/cluster.py reports them
+# against the 5 ms aim), and the cluster tests hold CLUSTER_CALL_MS: a call
+# that waited on a broker or a disk would take longer.
 NEVER_BLOCKED_MS = 250.0
+CLUSTER_CALL_MS = 50.0
 
 
 @dataclasses.dataclass

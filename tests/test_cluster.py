@@ -8,6 +8,7 @@ into the cluster.
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 
@@ -124,3 +125,25 @@ def test_a_killed_node_comes_back_into_the_cluster(rabbit_cluster):
     finally:
         if 1 not in rabbit_cluster.running_nodes():
             rabbit_cluster.start(1)
+
+
+def _autogroup_nice(pid: int) -> int | None:
+    """The nice value of ``pid``'s scheduler autogroup (None: no autogroups)."""
+    try:
+        with open(f"/proc/{pid}/autogroup") as f:
+            return int(f.read().split()[-1])
+    except (FileNotFoundError, PermissionError):
+        return None
+
+
+def test_the_nodes_yield_the_cpu_to_the_service(rabbit_cluster):
+    # Each node runs in a session of its own, so in a scheduler group of its
+    # own: only the group's nice keeps it from taking as much CPU as the whole
+    # service under test (its threads' niceness counts only within the group).
+    nice = int(rabbit_cluster.env.get("RABBIT_CLUSTER_NICE", "19"))
+    for node in range(1, rabbit_cluster.nodes + 1):
+        pid = rabbit_cluster.pid(node)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == nice
+        group = _autogroup_nice(pid)
+        if group is not None:
+            assert group == nice, f"node {node}: autogroup nice {group}"
