@@ -9,8 +9,11 @@ oslo.messaging's own ``messagingv2`` driver with the default retry and with
 
 * ``kill``: 3000 notifications at 200/s; 3 s in, the node the service
   publishes through is killed with -9 and started again 10 s later. Lost
-  messages, the longest emit call, and the failover (kill to the first
-  arrival of a message emitted after it; the listener is on the other nodes).
+  messages, the longest emit call (and how much of it the calling thread
+  spent runnable, waiting for a core: on this 2-core machine, the time the
+  nodes and the listener took it), the calls over 5 ms, and the failover
+  (kill to the first arrival of a message emitted after it; the listener is
+  on the other nodes).
 * ``restart``: 5000 at 200/s while each node in turn is killed and started.
 * ``throughput``: 2000 notifications of 2 KB emitted as fast as the service
   can, until all are confirmed by the quorum queue: delivered per second,
@@ -50,6 +53,21 @@ def _kill(cluster: Cluster, name: str) -> dict[str, Any]:
     return outcome.as_dict()
 
 
+def _longest(run: dict[str, Any]) -> str:
+    """The longest call, and the part of it spent waiting for a core."""
+    slowest = run["child"].get("slowest") or []
+    if not slowest:
+        return f"{run['max_call_ms']:.1f}"
+    return f"{run['max_call_ms']:.1f} ({slowest[0]['runq_ms']:.1f})"
+
+
+def _own_ms(run: dict[str, Any]) -> float:
+    """The longest call less its wait for a core and for the process's
+    garbage collections: the time the driver and oslo's Notifier took."""
+    slowest = run["child"].get("slowest") or [{"ms": run["max_call_ms"]}]
+    return max(c["ms"] - c.get("runq_ms", 0.0) - c.get("gc_ms", 0.0) for c in slowest)
+
+
 def main() -> None:
     args = _common.parse_args(__doc__, default_rounds=3)
     repeats = 1 if args.quick else args.rounds
@@ -77,14 +95,21 @@ def main() -> None:
         if ours_started:
             cluster.down()
 
-    head = ("driver", "lost", "longest call ms", "failover s")
+    head = (
+        "driver",
+        "lost",
+        "longest call ms (waiting for a core)",
+        "calls > 5 ms",
+        "failover s",
+    )
     rows: list[tuple[str, ...]] = []
     for name, runs in kills.items():
         rows.append(
             (
                 name,
                 "/".join(str(r["lost"]) for r in runs),
-                "/".join(f"{r['max_call_ms']:.1f}" for r in runs),
+                "/".join(_longest(r) for r in runs),
+                "/".join(str(r["calls_over_5ms"]) for r in runs),
                 "/".join(
                     f"{r['failover_s'][0]:.2f}" if r["failover_s"] else "-"
                     for r in runs
@@ -94,8 +119,8 @@ def main() -> None:
     _common.print_table("kill -9 the publisher's node (3000 at 200/s)", head, rows)
     rows = []
     for name, run in restarts.items():
-        rows.append((name, str(run["lost"]), f"{run['max_call_ms']:.1f}"))
-    _common.print_table("restart every node in turn (5000 at 200/s)", head[:3], rows)
+        rows.append((name, str(run["lost"]), _longest(run), str(run["calls_over_5ms"])))
+    _common.print_table("restart every node in turn (5000 at 200/s)", head[:4], rows)
     medians = {name: statistics.median(values) for name, values in rates.items()}
     rows = []
     for name, value in medians.items():
@@ -117,6 +142,11 @@ def main() -> None:
             "figure_ms": max(r["max_call_ms"] for r in ours_kills),
             "target_ms": 5,
             "met": all(r["max_call_ms"] < 5 for r in ours_kills),
+        },
+        "cluster kill: longest call less core and GC waits (ours)": {
+            "figure_ms": round(max(_own_ms(r) for r in ours_kills), 2),
+            "target_ms": 5,
+            "met": all(_own_ms(r) < 5 for r in ours_kills),
         },
         "cluster kill: failover (ours, worst)": {
             "figure_ms": 1000 * max(max(r["failover_s"] or [99]) for r in ours_kills),

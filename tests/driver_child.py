@@ -11,13 +11,21 @@ as NAME=VALUE (``true``/``false`` and numbers are converted). Environment:
 ``NN_PAYLOAD_BYTES`` pads each payload to about that size, ``NN_RETRY`` sets
 ``[oslo_messaging_notifications] retry``. ``delivered_s`` is the time from
 the first call until the senders were flushed (everything confirmed).
+``slowest`` lists the slowest calls (when paced) with where their time
+went: ``cpu_ms`` run on a core by this thread, ``runq_ms`` spent runnable
+waiting for a core (the kernel's schedstat), ``gc_ms`` inside the process's
+garbage collections (``gc_thread``: whether the calling thread or another
+one, holding the GIL, ran them), the rest blocked (a lock, the GIL, a disk
+or the network).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
+import threading
 import time
 
 
@@ -30,6 +38,59 @@ def _value(text: str) -> object:
         except ValueError:
             continue
     return text
+
+
+def _runq_ns() -> int:
+    """Nanoseconds this thread has spent runnable but waiting for a core."""
+    try:
+        with open("/proc/thread-self/schedstat") as stat:
+            return int(stat.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+class _Collections:
+    """The process's garbage collections longer than 0.5 ms, as
+    (start, end, ran in the calling thread) in ``perf_counter`` time."""
+
+    def __init__(self) -> None:
+        self.caller = threading.get_ident()
+        self.spans: list[tuple[float, float, bool]] = []
+        self._began: dict[int, float] = {}
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        now, thread = time.perf_counter(), threading.get_ident()
+        if phase == "start":
+            self._began[thread] = now
+        elif now - self._began.get(thread, now) > 0.0005:
+            self.spans.append((self._began[thread], now, thread == self.caller))
+
+    def within(self, begin: float, end: float) -> tuple[float, str]:
+        """Milliseconds of collections between ``begin`` and ``end``, and
+        which thread ran them."""
+        total, where = 0.0, set()
+        for start, stop, in_caller in self.spans:
+            overlap = min(stop, end) - max(start, begin)
+            if overlap > 0:
+                total += overlap
+                where.add("caller" if in_caller else "other")
+        return total * 1000, "+".join(sorted(where))
+
+
+def _breakdown(
+    call: tuple[float, float, float, float, float], collections: _Collections
+) -> dict[str, object]:
+    ms, cpu, runq, at, begin = call
+    gc_ms, gc_thread = collections.within(begin, begin + ms / 1000)
+    return {
+        "ms": round(ms, 2),
+        "cpu_ms": round(cpu, 2),
+        "runq_ms": round(runq, 2),
+        "gc_ms": round(gc_ms, 2),
+        "gc_thread": gc_thread,
+        "at_s": round(at, 2),
+    }
 
 
 def main() -> int:
@@ -63,18 +124,33 @@ def main() -> int:
         transport, "compute.driver-child", driver=driver, topics=[topic]
     )
     durations = []
-    started = time.monotonic()
+    slowest: list[tuple[float, float, float, float, float]] = []
+    collections = _Collections()
+    started, started_at = time.monotonic(), time.time()
     for seq in range(count):
         if rate:
             wait = started + seq / rate - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
+        if rate:
+            runq, cpu = _runq_ns(), time.thread_time()
         begin = time.perf_counter()
         payload = {"seq": seq, "emitted": time.time()}
         if padding:
             payload["padding"] = padding
         notifier.info({}, "test.driver", payload)
-        durations.append(time.perf_counter() - begin)
+        took = time.perf_counter() - begin
+        durations.append(took)
+        if rate and took > 0.002:
+            slowest.append(
+                (
+                    took * 1000,
+                    (time.thread_time() - cpu) * 1000,
+                    (_runq_ns() - runq) / 1e6,
+                    time.monotonic() - started - took,
+                    begin,
+                )
+            )
         if seq == 0:
             print("started", flush=True)
     elapsed = time.monotonic() - started
@@ -89,6 +165,11 @@ def main() -> int:
                 else 0.0,
                 "over_5ms": sum(1 for d in durations if d > 0.005),
                 "emit_s": elapsed,
+                "started_at": started_at,
+                "slowest": [
+                    _breakdown(call, collections)
+                    for call in sorted(slowest, reverse=True)[:10]
+                ],
                 "stats": drivers.driver_stats(),
             }
         ),

@@ -262,6 +262,7 @@ def kill_publisher_node(
         failover = service.failover_after(killed_at)
         outcome.failover_s = [] if failover is None else [failover]
         outcome.killed = [node]
+        outcome.child["killed_at_s"] = round(killed_at - outcome.child["started_at"], 2)
         return outcome
     finally:
         service.close()
