@@ -11,12 +11,13 @@ as NAME=VALUE (``true``/``false`` and numbers are converted). Environment:
 ``NN_PAYLOAD_BYTES`` pads each payload to about that size, ``NN_RETRY`` sets
 ``[oslo_messaging_notifications] retry``. ``delivered_s`` is the time from
 the first call until the senders were flushed (everything confirmed).
-``slowest`` lists the slowest calls (when paced) with where their time
-went: ``cpu_ms`` run on a core by this thread, ``runq_ms`` spent runnable
-waiting for a core (the kernel's schedstat), ``gc_ms`` inside the process's
-garbage collections (``gc_thread``: whether the calling thread or another
-one, holding the GIL, ran them), the rest blocked (a lock, the GIL, a disk
-or the network).
+``slowest`` lists the ten slowest calls over 2 ms (when paced), each with
+when it began (``at_s``, from the first call) and where its time went:
+``cpu_ms`` run on a core by this thread, ``runq_ms`` spent runnable waiting
+for a core (the kernel's schedstat), ``gc_ms`` inside the process's garbage
+collections (``gc_thread``: whether the calling thread or another one,
+holding the GIL, ran them), the rest blocked (a lock, the GIL, a disk or
+the network).
 """
 
 from __future__ import annotations
@@ -79,9 +80,11 @@ class _Collections:
 
 
 def _breakdown(
-    call: tuple[float, float, float, float, float], collections: _Collections
+    call: tuple[float, float, float, float], first: float, collections: _Collections
 ) -> dict[str, object]:
-    ms, cpu, runq, at, begin = call
+    """One slow call as ``slowest`` reports it (``first``: when the first
+    call began, in ``perf_counter`` time)."""
+    ms, cpu, runq, begin = call
     gc_ms, gc_thread = collections.within(begin, begin + ms / 1000)
     return {
         "ms": round(ms, 2),
@@ -89,7 +92,7 @@ def _breakdown(
         "runq_ms": round(runq, 2),
         "gc_ms": round(gc_ms, 2),
         "gc_thread": gc_thread,
-        "at_s": round(at, 2),
+        "at_s": round(begin - first, 2),
     }
 
 
@@ -124,15 +127,16 @@ def main() -> int:
         transport, "compute.driver-child", driver=driver, topics=[topic]
     )
     durations = []
-    slowest: list[tuple[float, float, float, float, float]] = []
+    slowest: list[tuple[float, float, float, float]] = []
     collections = _Collections()
     started, started_at = time.monotonic(), time.time()
+    first = time.perf_counter()
+    runq, cpu = 0, 0.0
     for seq in range(count):
         if rate:
             wait = started + seq / rate - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-        if rate:
             runq, cpu = _runq_ns(), time.thread_time()
         begin = time.perf_counter()
         payload = {"seq": seq, "emitted": time.time()}
@@ -142,15 +146,8 @@ def main() -> int:
         took = time.perf_counter() - begin
         durations.append(took)
         if rate and took > 0.002:
-            slowest.append(
-                (
-                    took * 1000,
-                    (time.thread_time() - cpu) * 1000,
-                    (_runq_ns() - runq) / 1e6,
-                    time.monotonic() - started - took,
-                    begin,
-                )
-            )
+            cpu_ms = (time.thread_time() - cpu) * 1000
+            slowest.append((took * 1000, cpu_ms, (_runq_ns() - runq) / 1e6, begin))
         if seq == 0:
             print("started", flush=True)
     elapsed = time.monotonic() - started
@@ -167,7 +164,7 @@ def main() -> int:
                 "emit_s": elapsed,
                 "started_at": started_at,
                 "slowest": [
-                    _breakdown(call, collections)
+                    _breakdown(call, first, collections)
                     for call in sorted(slowest, reverse=True)[:10]
                 ],
                 "stats": drivers.driver_stats(),
