@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import gc
 import json
 import logging
@@ -132,6 +133,17 @@ def init_library(
     conf = make_conf(mode, driver=driver, **notifications)
     nova_notifier.init(conf)
     return conf
+
+
+def usage_call(
+    context: Any, instance: Mapping[str, Any], host: str, suffix: str = "create.end"
+) -> Callable[[], None]:
+    """The library's ``compute.instance.<suffix>`` usage notification for
+    ``instance``, as a call to time (after :func:`init_library`)."""
+    compute = nova_notifier.get_notifier("compute", host)
+    return functools.partial(
+        nova_notifier.notify_about_instance_usage, compute, context, instance, suffix
+    )
 
 
 def close_library() -> dict[str, Any]:

@@ -48,14 +48,7 @@ HOST = "compute-bench"
 
 def _library(fmt: str, calls: int) -> bench.Latency:
     bench.init_library("direct", driver="test", notification_format=fmt)
-    compute = nova_notifier.get_notifier("compute", HOST)
-    call = functools.partial(
-        nova_notifier.notify_about_instance_usage,
-        compute,
-        CONTEXT,
-        INSTANCE,
-        "create.end",
-    )
+    call = bench.usage_call(CONTEXT, INSTANCE, HOST)
     try:
         return bench.latency(
             bench.time_calls(call, calls, between=bench.take_test_notifications)

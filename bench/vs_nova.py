@@ -439,14 +439,7 @@ def run_library(name: str, sizes: Sizes, checks: Checks) -> bench.Latency:
     bench.init_library("direct", driver="test", notify_on_state_change=state_change)
     call: Callable[[], None]
     if name == LIB_USAGE:
-        compute = nova_notifier.get_notifier("compute", HOST)
-        call = functools.partial(
-            nova_notifier.notify_about_instance_usage,
-            compute,
-            CONTEXT,
-            INSTANCE,
-            "create.end",
-        )
+        call = bench.usage_call(CONTEXT, INSTANCE, HOST)
     else:
         call = functools.partial(nova_notifier.send_update, CONTEXT, OLD, NEW)
     try:
@@ -473,17 +466,10 @@ def run_thread_timed(name: str, sizes: Sizes, checks: Checks) -> WallAndThread:
     else:
         bench.init_library("direct", driver="test")
     counter = Counter()
-    compute = nova_notifier.get_notifier("compute", HOST)
     thread_ns: list[int] = []
     try:
         wall = bench.time_calls(
-            functools.partial(
-                nova_notifier.notify_about_instance_usage,
-                compute,
-                CONTEXT,
-                INSTANCE,
-                "create.end",
-            ),
+            bench.usage_call(CONTEXT, INSTANCE, HOST),
             sizes.calls,
             warmup=sizes.warmup,
             between=bench.drain_fake if background else counter,
