@@ -35,16 +35,21 @@ QUORUM = {"rabbit_quorum_queue": "true"}
 # tools/rabbit-cluster.sh: it runs at their niceness, so that on this 2-core
 # box it does not take the CPU from the service whose calls are timed.
 OTHER_MACHINE_NICE = int(os.environ.get("RABBIT_CLUSTER_NICE", "19"))
+OTHER_MACHINE_SCHED = os.environ.get("RABBIT_CLUSTER_SCHED", "idle")
 
 
 def _start_niced_listener(transport: Any, topic: str, collector: Collector) -> Any:
-    """``_start_listener`` from a thread at ``OTHER_MACHINE_NICE``: Linux
-    niceness is per thread and inherited, so the listener's poll and worker
-    threads run at it too, and this process's other threads do not."""
+    """``_start_listener`` from a thread at ``OTHER_MACHINE_NICE`` (and, as
+    the nodes, under SCHED_IDLE unless ``RABBIT_CLUSTER_SCHED=other``): Linux
+    niceness and policy are per thread and inherited, so the listener's poll
+    and worker threads run with them too, and this process's other threads
+    do not."""
     started: list[Any] = []
 
     def start() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), OTHER_MACHINE_NICE)
+        if OTHER_MACHINE_SCHED == "idle":
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         started.append(_start_listener(transport, topic, collector))
 
     thread = threading.Thread(target=start, name="niced-listener-start")

@@ -147,3 +147,8 @@ def test_the_nodes_yield_the_cpu_to_the_service(rabbit_cluster):
         group = _autogroup_nice(pid)
         if group is not None:
             assert group == nice, f"node {node}: autogroup nice {group}"
+        # And under SCHED_IDLE: a node's thread waking up never preempts the
+        # service's; only the scheduler tick gives it a core the service uses.
+        idle = rabbit_cluster.env.get("RABBIT_CLUSTER_SCHED", "idle") == "idle"
+        policy = os.sched_getscheduler(pid)
+        assert policy == (os.SCHED_IDLE if idle else os.SCHED_OTHER), (node, policy)
