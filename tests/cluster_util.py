@@ -6,21 +6,22 @@ script's ``RABBIT_CLUSTER_*`` environment variables (defaults: three nodes
 ``nn-1@localhost``.. on AMQP ports 5681..5683).
 
 oslo.messaging shuffles the hosts of a transport URL, so which node a
-publisher is connected to is found from the socket table:
-:func:`connected_ports` reads ``/proc/net/tcp`` for the connections a process
-holds.
+publisher is connected to is found from its sockets: :func:`connected_ports`
+asks each socket of a process for its peer.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import re
+import socket
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "rabbit-cluster.sh"
-_ESTABLISHED = "01"
 
 
 class ClusterError(RuntimeError):
@@ -144,39 +145,66 @@ class Cluster:
         return {self.node_for_port(p) for p in connected_ports(self.ports, pid)}
 
 
-def _socket_inodes(pid: int) -> set[str]:
-    fd_dir = Path(f"/proc/{pid}/fd")
-    inodes = set()
-    for fd in fd_dir.iterdir():
+_PIDFD_GETFD = 438  # the same number on every architecture
+_TCP_ESTABLISHED = 1  # the first byte of struct tcp_info
+
+
+def _socket_fds(pid: int) -> list[int]:
+    """The descriptors of process ``pid`` that are sockets."""
+    fds = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
             target = os.readlink(fd)
         except OSError:  # closed since the listing
             continue
         if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    return inodes
+            fds.append(int(fd.name))
+    return fds
+
+
+def _peer_port(sock: socket.socket) -> int | None:
+    """The remote port of an ESTABLISHED TCP socket, else None."""
+    if sock.type != socket.SOCK_STREAM or sock.family not in (
+        socket.AF_INET,
+        socket.AF_INET6,
+    ):
+        return None
+    try:
+        state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+        if state != _TCP_ESTABLISHED:
+            return None
+        return int(sock.getpeername()[1])
+    except OSError:
+        return None
 
 
 def connected_ports(ports: Iterable[int], pid: int | None = None) -> set[int]:
     """Which of ``ports`` process ``pid`` holds ESTABLISHED TCP connections to.
 
-    Reads the remote port of each connection in ``/proc/net/tcp`` and
-    ``tcp6`` and keeps those whose socket inode is one of the process's
-    file descriptors. ``pid`` defaults to this process.
+    Asks each of the process's sockets for its peer, through a duplicate of
+    the descriptor (``pidfd_getfd``, Linux 5.6): reading ``/proc/net/tcp``
+    instead walks every bucket of the kernel's connection table, some 4 ms
+    of CPU a read on this machine, which the kernel (preemption model
+    "none") does not interrupt for the service under test. ``pid`` defaults
+    to this process.
     """
     wanted = set(ports)
-    inodes = _socket_inodes(os.getpid() if pid is None else pid)
     found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as rows:
-                next(rows)  # the header
-                for row in rows:
-                    fields = row.split()
-                    remote, state, inode = fields[2], fields[3], fields[9]
-                    port = int(remote.rsplit(":", 1)[1], 16)
-                    if state == _ESTABLISHED and port in wanted and inode in inodes:
-                        found.add(port)
-        except FileNotFoundError:  # no IPv6
-            continue
+    pid = os.getpid() if pid is None else pid
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        for fd in _socket_fds(pid):
+            copy = libc.syscall(_PIDFD_GETFD, pidfd, fd, 0)
+            if copy < 0:  # closed since the listing (or not ours to take)
+                error = ctypes.get_errno()
+                if error == errno.EBADF:
+                    continue
+                raise OSError(error, f"pidfd_getfd({pid}, {fd})")
+            with socket.socket(fileno=copy) as sock:
+                port = _peer_port(sock)
+            if port in wanted:
+                found.add(port)
+    finally:
+        os.close(pidfd)
     return found

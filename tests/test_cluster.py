@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import uuid
 
 import oslo_messaging
@@ -60,6 +62,33 @@ def test_connected_ports_sees_this_process_s_own_connections():
             client.close()
             accepted.close()
         assert connected_ports([port]) == set()
+
+
+def test_connected_ports_sees_another_process_s_connections_only():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import socket, sys; s = socket.create_connection(('127.0.0.1', "
+                f"{port})); print('up', flush=True); sys.stdin.read()",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None and child.stdout.readline() == "up\n"
+            accepted, _ = server.accept()
+            with accepted:
+                assert connected_ports([port], child.pid) == {port}
+                # this process holds the listening socket and the accepted
+                # end (whose peer is the child's own port): neither counts
+                assert connected_ports([port]) == set()
+        finally:
+            child.communicate("")
+        assert child.returncode == 0
 
 
 def test_a_notification_through_the_cluster_url_lands_in_a_quorum_queue(

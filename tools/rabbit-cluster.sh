@@ -37,11 +37,12 @@
 #                          a 2-core box must not take the CPU of the service whose
 #                          call times a test measures (at 10 they still delayed its
 #                          threads by 5-25 ms when a node started)
-#   RABBIT_CLUSTER_SCHED   idle (default): the nodes and CLI calls also run under
-#                          SCHED_IDLE, so that a node's thread waking up never
-#                          preempts one of the service's (at nice 19 alone it
-#                          still took a core from the emitting thread for up to
-#                          a 4 ms tick); other: nice only
+#   RABBIT_CLUSTER_SCHED   idle (default): the nodes, the CLI calls and this
+#                          script's own polling also run under SCHED_IDLE, so
+#                          that none of their threads waking up preempts one of
+#                          the service's (at nice 19 alone a node still took a
+#                          core from the emitting thread for up to a 4 ms tick,
+#                          and so did this script's polls); other: nice only
 set -euo pipefail
 
 DIR=${RABBIT_CLUSTER_DIR:-${TMPDIR:-/tmp}/nova-notifier-cluster-$(id -u)}
@@ -56,6 +57,7 @@ NICE=${RABBIT_CLUSTER_NICE:-19}
 SCHED=${RABBIT_CLUSTER_SCHED:-idle}
 case $SCHED in idle) LOWER=(chrt --idle 0) ;; other) LOWER=() ;; *) echo "rabbit-cluster: RABBIT_CLUSTER_SCHED must be idle or other" >&2 && exit 2 ;; esac
 renice -n "$NICE" -p $$ >/dev/null 2>&1 || true # the waits and polls below too
+if [ "$SCHED" = idle ]; then chrt --idle -p 0 $$ >/dev/null 2>&1 || true; fi
 RMQ_BIN=/usr/lib/rabbitmq/bin # not /usr/sbin: those wrappers drop RABBITMQ_*
 COOKIE_SRC=/var/lib/rabbitmq/.erlang.cookie
 STAMP=.rabbit-cluster-dir # marks a dir as ours, so that purge may delete it
@@ -135,13 +137,23 @@ node_pid() {
   return 1
 }
 
-# True while something listens on 127.0.0.1/0.0.0.0/:: TCP port $1.
-listening() {
-  local hex
-  hex=$(printf '%04X' "$1")
-  awk -v p="$hex" 'FNR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == p) f = 1 }
-    END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
+# True while something listens on TCP port $1 (any local address). ss asks
+# the kernel for listening sockets only; /proc/net/tcp (the fallback) walks
+# every bucket of the connection table, ~4 ms of CPU a read here that the
+# kernel (preemption model "none") does not interrupt for the service whose
+# calls a test times.
+if command -v ss >/dev/null 2>&1; then
+  listening() {
+    [ -n "$(ss -Htn state listening "sport = :$1" 2>/dev/null)" ]
+  }
+else
+  listening() {
+    local hex
+    hex=$(printf '%04X' "$1")
+    awk -v p="$hex" 'FNR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == p) f = 1 }
+      END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+  }
+fi
 
 node_ports_closed() {
   local port
