@@ -272,6 +272,37 @@ def _message(
 _SLEEP_EVERY = 16
 
 
+def _yield_to_callers(creator: int) -> bool:
+    """Put the calling thread (a sender) under SCHED_BATCH; True if it did.
+
+    Linux lets a thread that wakes up take the core from the one running
+    there: the sender, woken by an emit call that queued something, would
+    often preempt that very call, which then waits in the run queue while
+    the sender runs (measured on a 2-core VM: 1-2 ms, with the other core
+    idle). A SCHED_BATCH thread keeps its full share of the CPU but never
+    preempts at wakeup, so the emitting threads always finish first. Left
+    alone: a thread not under the normal policy (the service chose one),
+    a system without the call, and a sender that shares its OS thread with
+    ``creator`` (eventlet's green threads: the policy would apply to them
+    all).
+    """
+    batch = getattr(os, "SCHED_BATCH", None)
+    if (
+        batch is None
+        or not hasattr(os, "sched_setscheduler")
+        or threading.get_native_id() == creator
+    ):
+        return False
+    try:
+        if os.sched_getscheduler(0) != os.SCHED_OTHER:
+            return False
+        os.sched_setscheduler(0, batch, os.sched_param(0))
+    except OSError as exc:  # a sandbox that forbids it: keep the default
+        LOG.debug("nova_notifier: sender stays under SCHED_OTHER: %s", exc)
+        return False
+    return True
+
+
 class _Unit:
     """One message to one topic: what the broker confirms or refuses."""
 
@@ -845,6 +876,7 @@ class Delivery:
         self._drop_log = _log.RateLimited(10.0)
         self._dead_log = _log.RateLimited(10.0)
         self._stall_log = _log.RateLimited(60.0)
+        self._creator = threading.get_native_id()
         self._thread = threading.Thread(
             target=self._run, name="nova-notifier-sender", daemon=True
         )
@@ -1121,6 +1153,7 @@ class Delivery:
 
     def _run(self) -> None:
         """The sender thread: deliver, and survive anything unexpected."""
+        _yield_to_callers(self._creator)
         try:
             while not self._abort.is_set():
                 try:

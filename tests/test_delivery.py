@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 import pytest
 from oslo_context import context as oslo_context
 
 import nova_notifier
-from nova_notifier import delivery
+from nova_notifier import delivery, lifecycle
 from nova_notifier._rabbit_batch import PublishResult
 
 INSTANCE = {"uuid": "3f1c2b9e-1111-4d2b-9c3e-5f6a7b8c9d0e", "vm_state": "active"}
@@ -347,3 +348,71 @@ def test_background_submit_copies_a_plain_payload_at_once(fake_env, monkeypatch)
     release.set()
     [got] = fake_env.collector.wait_for(1, event_type="test.copy")
     assert got.payload == {"items": [1, 2], "name": "before"}
+
+
+# -- the sender yields to the emitting threads --------------------------------
+
+_LINUX_SCHED = pytest.mark.skipif(
+    not hasattr(os, "SCHED_BATCH"), reason="needs Linux scheduling policies"
+)
+
+
+def _policy_in_thread(body):
+    """Run ``body`` in a new OS thread; its return and the thread's policy."""
+    got = {}
+
+    def run():
+        got["result"] = body()
+        got["policy"] = os.sched_getscheduler(0)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    return got["result"], got["policy"]
+
+
+@_LINUX_SCHED
+def test_a_sender_thread_goes_under_sched_batch_and_its_caller_does_not():
+    caller = threading.get_native_id()
+    before = os.sched_getscheduler(0)
+    changed, policy = _policy_in_thread(lambda: delivery._yield_to_callers(caller))
+    assert (changed, policy) == (True, os.SCHED_BATCH)
+    assert os.sched_getscheduler(0) == before == os.SCHED_OTHER
+
+
+@_LINUX_SCHED
+def test_a_sender_sharing_its_caller_s_os_thread_keeps_the_policy():
+    # eventlet's green threads share one OS thread: a policy set there
+    # would apply to every green thread of it
+    changed, policy = _policy_in_thread(
+        lambda: delivery._yield_to_callers(threading.get_native_id())
+    )
+    assert (changed, policy) == (False, os.SCHED_OTHER)
+
+
+@_LINUX_SCHED
+def test_a_policy_the_service_chose_is_left_alone():
+    def idle_then_yield():
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        return delivery._yield_to_callers(-1)
+
+    assert _policy_in_thread(idle_then_yield) == (False, os.SCHED_IDLE)
+
+
+@_LINUX_SCHED
+def test_the_running_sender_is_under_sched_batch(fake_env):
+    fake_env.override("delivery_mode", "background", group="notifications")
+    nova_notifier.init(fake_env.conf)
+    try:
+        nova_notifier.get_notifier("compute", "c1").info({}, "test.sched", {"n": 1})
+        sender = lifecycle._STATE.delivery
+        assert sender is not None
+        native = sender._thread.native_id
+        assert native is not None and native != threading.get_native_id()
+        deadline = time.monotonic() + 10
+        while os.sched_getscheduler(native) != os.SCHED_BATCH:
+            assert time.monotonic() < deadline, "the sender never left SCHED_OTHER"
+            time.sleep(0.01)  # polling the sender thread's policy
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    finally:
+        nova_notifier.cleanup()
