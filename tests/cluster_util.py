@@ -145,20 +145,25 @@ class Cluster:
         return {self.node_for_port(p) for p in connected_ports(self.ports, pid)}
 
 
-_PIDFD_GETFD = 438  # the same number on every architecture
+_PIDFD_GETFD = 438  # x86-64, arm64 and every other user of the generic table
 _TCP_ESTABLISHED = 1  # the first byte of struct tcp_info
+_ESTABLISHED_HEX = "01"  # the same state in /proc/net/tcp
 
 
-def _socket_fds(pid: int) -> list[int]:
-    """The descriptors of process ``pid`` that are sockets."""
-    fds = []
+class _NoPidfd(Exception):
+    """pidfd_getfd is not available here (old kernel, seccomp, Yama)."""
+
+
+def _socket_fds(pid: int) -> dict[int, str]:
+    """The descriptors of process ``pid`` that are sockets, with their inodes."""
+    fds = {}
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
             target = os.readlink(fd)
         except OSError:  # closed since the listing
             continue
         if target.startswith("socket:["):
-            fds.append(int(fd.name))
+            fds[int(fd.name)] = target[len("socket:[") : -1]
     return fds
 
 
@@ -178,33 +183,96 @@ def _peer_port(sock: socket.socket) -> int | None:
         return None
 
 
-def connected_ports(ports: Iterable[int], pid: int | None = None) -> set[int]:
-    """Which of ``ports`` process ``pid`` holds ESTABLISHED TCP connections to.
-
-    Asks each of the process's sockets for its peer, through a duplicate of
-    the descriptor (``pidfd_getfd``, Linux 5.6): reading ``/proc/net/tcp``
-    instead walks every bucket of the kernel's connection table, some 4 ms
-    of CPU a read on this machine, which the kernel (preemption model
-    "none") does not interrupt for the service under test. ``pid`` defaults
-    to this process.
-    """
-    wanted = set(ports)
-    found = set()
-    pid = os.getpid() if pid is None else pid
-    libc = ctypes.CDLL(None, use_errno=True)
-    pidfd = os.pidfd_open(pid)
+def _peer_of_copy(copy: int) -> int | None:
+    """The peer port of a duplicated descriptor, which it closes."""
     try:
-        for fd in _socket_fds(pid):
+        sock = socket.socket(fileno=copy)
+    except OSError:  # the number now names something else than a socket
+        os.close(copy)
+        return None
+    with sock:
+        return _peer_port(sock)
+
+
+def _ports_from_descriptors(pid: int, fds: Iterable[int]) -> set[int]:
+    """The peer ports of ``pid``'s ESTABLISHED TCP sockets among ``fds``."""
+    found = set()
+    if pid == os.getpid():
+        for fd in fds:
+            try:
+                copy = os.dup(fd)
+            except OSError:  # closed since the listing
+                continue
+            port = _peer_of_copy(copy)
+            if port is not None:
+                found.add(port)
+        return found
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:  # gone: no connections
+        return found
+    except OSError as exc:
+        raise _NoPidfd from exc
+    try:
+        for fd in fds:
             copy = libc.syscall(_PIDFD_GETFD, pidfd, fd, 0)
-            if copy < 0:  # closed since the listing (or not ours to take)
+            if copy < 0:
                 error = ctypes.get_errno()
-                if error == errno.EBADF:
+                if error == errno.EBADF:  # closed since the listing
                     continue
-                raise OSError(error, f"pidfd_getfd({pid}, {fd})")
-            with socket.socket(fileno=copy) as sock:
-                port = _peer_port(sock)
-            if port in wanted:
+                if error == errno.ESRCH:  # the process is gone
+                    return set()
+                raise _NoPidfd(os.strerror(error))
+            port = _peer_of_copy(copy)
+            if port is not None:
                 found.add(port)
     finally:
         os.close(pidfd)
     return found
+
+
+def _ports_from_tcp_table(inodes: set[str]) -> set[int]:
+    """The remote ports of the ESTABLISHED connections whose socket inode is
+    in ``inodes``, from ``/proc/net/tcp`` and ``tcp6``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                next(rows)  # the header
+                for row in rows:
+                    fields = row.split()
+                    if fields[3] == _ESTABLISHED_HEX and fields[9] in inodes:
+                        found.add(int(fields[2].rsplit(":", 1)[1], 16))
+        except FileNotFoundError:  # no IPv6
+            continue
+    return found
+
+
+def connected_ports(ports: Iterable[int], pid: int | None = None) -> set[int]:
+    """Which of ``ports`` process ``pid`` holds ESTABLISHED TCP connections to.
+
+    Asks each of the process's sockets for its peer, through a duplicate of
+    the descriptor (``pidfd_getfd``, Linux 5.6, for another process):
+    reading ``/proc/net/tcp`` instead walks every bucket of the kernel's
+    connection table, some 4 ms of CPU a read on this machine, which the
+    kernel (preemption model "none") does not interrupt for the service
+    under test. That table is still the fallback where the call is refused
+    (a container's seccomp profile, Yama) or missing, and while a default
+    socket timeout is set (a socket object made on a duplicate would make
+    the process's own socket non-blocking). ``pid`` defaults to this
+    process; a process that is gone has no connections.
+    """
+    wanted = set(ports)
+    pid = os.getpid() if pid is None else pid
+    try:
+        fds = _socket_fds(pid)
+    except FileNotFoundError:  # gone
+        return set()
+    try:
+        if socket.getdefaulttimeout() is not None:
+            raise _NoPidfd("a default socket timeout is set")
+        found = _ports_from_descriptors(pid, fds)
+    except _NoPidfd:
+        found = _ports_from_tcp_table(set(fds.values()))
+    return found & wanted

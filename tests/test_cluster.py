@@ -19,6 +19,7 @@ import pytest
 from oslo_context import context as oslo_context
 
 from nova_notifier.tools.amqp_queues import delete_queues
+from tests import cluster_util
 from tests.cluster_util import Cluster, connected_ports
 from tests.conftest import (
     PRIORITIES,
@@ -64,7 +65,14 @@ def test_connected_ports_sees_this_process_s_own_connections():
         assert connected_ports([port]) == set()
 
 
-def test_connected_ports_sees_another_process_s_connections_only():
+@pytest.mark.parametrize("through", ["descriptors", "tcp table"])
+def test_connected_ports_sees_another_process_s_connections_only(through, monkeypatch):
+    if through == "tcp table":  # where pidfd_getfd is refused
+
+        def refused(pid, fds):
+            raise cluster_util._NoPidfd("refused")
+
+        monkeypatch.setattr(cluster_util, "_ports_from_descriptors", refused)
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
         child = subprocess.Popen(

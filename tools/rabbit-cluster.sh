@@ -57,7 +57,9 @@ NICE=${RABBIT_CLUSTER_NICE:-19}
 SCHED=${RABBIT_CLUSTER_SCHED:-idle}
 case $SCHED in idle) LOWER=(chrt --idle 0) ;; other) LOWER=() ;; *) echo "rabbit-cluster: RABBIT_CLUSTER_SCHED must be idle or other" >&2 && exit 2 ;; esac
 renice -n "$NICE" -p $$ >/dev/null 2>&1 || true # the waits and polls below too
-if [ "$SCHED" = idle ]; then chrt --idle -p 0 $$ >/dev/null 2>&1 || true; fi
+if [ "$SCHED" = idle ] && ! chrt --idle -p 0 $$ >/dev/null 2>&1; then
+  echo "rabbit-cluster: could not put this script under SCHED_IDLE; its polls run at nice $NICE only" >&2
+fi
 RMQ_BIN=/usr/lib/rabbitmq/bin # not /usr/sbin: those wrappers drop RABBITMQ_*
 COOKIE_SRC=/var/lib/rabbitmq/.erlang.cookie
 STAMP=.rabbit-cluster-dir # marks a dir as ours, so that purge may delete it
@@ -142,18 +144,20 @@ node_pid() {
 # every bucket of the connection table, ~4 ms of CPU a read here that the
 # kernel (preemption model "none") does not interrupt for the service whose
 # calls a test times.
-if command -v ss >/dev/null 2>&1; then
-  listening() {
-    [ -n "$(ss -Htn state listening "sport = :$1" 2>/dev/null)" ]
-  }
-else
-  listening() {
-    local hex
-    hex=$(printf '%04X' "$1")
-    awk -v p="$hex" 'FNR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == p) f = 1 }
-      END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
-  }
-fi
+listening_in_proc() {
+  local hex
+  hex=$(printf '%04X' "$1")
+  awk -v p="$hex" 'FNR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == p) f = 1 }
+    END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+listening() {
+  local out
+  if out=$(ss -Htn state listening "sport = :$1" 2>/dev/null); then
+    [ -n "$out" ]
+  else # no ss, or one that does not take this query
+    listening_in_proc "$1"
+  fi
+}
 
 node_ports_closed() {
   local port
