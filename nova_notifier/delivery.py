@@ -279,12 +279,14 @@ def _yield_to_callers(creator: int) -> bool:
     there: the sender, woken by an emit call that queued something, would
     often preempt that very call, which then waits in the run queue while
     the sender runs (measured on a 2-core VM: 1-2 ms, with the other core
-    idle). A SCHED_BATCH thread keeps its full share of the CPU but never
-    preempts at wakeup, so the emitting threads always finish first. Left
-    alone: a thread not under the normal policy (the service chose one),
-    a system without the call, and a sender that shares its OS thread with
-    ``creator`` (eventlet's green threads: the policy would apply to them
-    all).
+    idle). A SCHED_BATCH thread keeps its full share of the CPU but does not
+    preempt at wakeup (only at the scheduler's tick), so an emit call that
+    wakes it keeps its core. Threads the sender starts inherit the policy
+    (oslo.messaging's heartbeat thread, when the sender connects through
+    it). Left alone: a thread not under the normal policy (the service
+    chose one), a system without the call or that refuses it, and a sender
+    that shares its OS thread with ``creator`` (eventlet's green threads:
+    the policy would apply to them all). Never raises.
     """
     batch = getattr(os, "SCHED_BATCH", None)
     if (
@@ -297,7 +299,7 @@ def _yield_to_callers(creator: int) -> bool:
         if os.sched_getscheduler(0) != os.SCHED_OTHER:
             return False
         os.sched_setscheduler(0, batch, os.sched_param(0))
-    except OSError as exc:  # a sandbox that forbids it: keep the default
+    except Exception as exc:  # a sandbox that forbids it: keep the default
         LOG.debug("nova_notifier: sender stays under SCHED_OTHER: %s", exc)
         return False
     return True
@@ -1153,8 +1155,8 @@ class Delivery:
 
     def _run(self) -> None:
         """The sender thread: deliver, and survive anything unexpected."""
-        _yield_to_callers(self._creator)
         try:
+            _yield_to_callers(self._creator)
             while not self._abort.is_set():
                 try:
                     self._deliver()

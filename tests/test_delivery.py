@@ -352,8 +352,20 @@ def test_background_submit_copies_a_plain_payload_at_once(fake_env, monkeypatch)
 
 # -- the sender yields to the emitting threads --------------------------------
 
+
+def _may_change_policy() -> bool:
+    """Linux, a runner under the normal policy, and allowed to change it."""
+    if not hasattr(os, "SCHED_BATCH"):
+        return False
+    try:
+        return os.sched_getscheduler(0) == os.SCHED_OTHER
+    except OSError:
+        return False
+
+
 _LINUX_SCHED = pytest.mark.skipif(
-    not hasattr(os, "SCHED_BATCH"), reason="needs Linux scheduling policies"
+    not _may_change_policy(),
+    reason="needs Linux scheduling policies and a runner under SCHED_OTHER",
 )
 
 
@@ -368,6 +380,7 @@ def _policy_in_thread(body):
     thread = threading.Thread(target=run)
     thread.start()
     thread.join(10)
+    assert not thread.is_alive() and "policy" in got, "the thread did not finish"
     return got["result"], got["policy"]
 
 

@@ -8,6 +8,7 @@ deliver through the real broker and exit by itself within 5 s of its work.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -67,6 +68,15 @@ def run_child(topic, mode, tmp_path, use_eventlet=False, cleanup=True):
     return proc, (ended - float(done.group(1))) if done else float("inf")
 
 
+def policies(proc):
+    """The child's pid, and its OS threads' scheduling policies (by thread
+    id) while its sender ran."""
+    found = re.search(r"^policies ([0-9]+) (.*)$", proc.stdout, re.MULTILINE)
+    assert found, proc.stdout
+    seen = {int(tid): policy for tid, policy in json.loads(found.group(2)).items()}
+    return int(found.group(1)), seen
+
+
 def check_delivered(collector, mode):
     (item,) = collector.wait_for(1, "compute.instance.create.end", timeout=20)
     assert (item.priority, item.publisher_id) == ("INFO", "compute.worker-host")
@@ -82,6 +92,12 @@ def test_a_worker_thread_can_init_emit_and_the_process_exits(bus, tmp_path, mode
     assert "worker done" in proc.stdout, proc.stderr[-3000:]
     check_delivered(collector, mode)
     assert took < 5, f"the process exited {took:.1f}s after the worker's work"
+    if hasattr(os, "SCHED_BATCH"):
+        # the sender, a thread of its own, under SCHED_BATCH; the rest not
+        pid, seen = policies(proc)
+        assert seen[pid] == os.SCHED_OTHER
+        batch = [tid for tid, policy in seen.items() if policy == os.SCHED_BATCH]
+        assert len(batch) == (0 if mode == "direct" else 1), seen
 
 
 def test_a_worker_that_never_calls_cleanup_still_lets_the_process_exit(bus, tmp_path):
@@ -101,3 +117,7 @@ def test_under_eventlet_monkey_patch_delivery_and_cleanup_work(bus, tmp_path, mo
     assert "'dropped': 0" in proc.stdout, proc.stdout
     check_delivered(collector, mode)
     assert took < 5, f"the process exited {took:.1f}s after the worker's work"
+    if hasattr(os, "SCHED_BATCH"):
+        # a green sender shares the OS thread of every green thread: it
+        # must not change that thread's policy
+        assert os.SCHED_BATCH not in policies(proc)[1].values(), proc.stdout

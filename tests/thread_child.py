@@ -12,9 +12,22 @@ Nothing of oslo.messaging is imported here before the worker does it.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import threading
 import time
+
+
+def _policies() -> dict[str, int]:
+    """The scheduling policy of each OS thread of this process, by id."""
+    policies = {}
+    for task in os.listdir("/proc/self/task"):
+        try:
+            policies[task] = os.sched_getscheduler(int(task))
+        except OSError:  # ended since the listing
+            continue
+    return policies
 
 
 def main() -> int:
@@ -48,6 +61,11 @@ def main() -> int:
         nova_notifier.notify_about_instance_usage(
             compute, {}, instance, "create.end", extra_usage_info={"mode": mode}
         )
+        if mode != "direct":  # the sender has run once it delivered
+            deadline = time.monotonic() + 20
+            while nova_notifier.stats()["sent"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)  # waiting for the delivery, with a deadline
+        print(f"policies {os.getpid()} {json.dumps(_policies())}", flush=True)
         if do_cleanup == "1":
             nova_notifier.cleanup()
         print(f"worker done at {time.time():.3f} {nova_notifier.stats()}", flush=True)
