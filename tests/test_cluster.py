@@ -173,6 +173,33 @@ def _autogroup_nice(pid: int) -> int | None:
         return None
 
 
+def test_rabbit_cluster_cpus_confines_a_node_and_only_when_set(rabbit_cluster):
+    cpu = max(os.sched_getaffinity(0))
+    node = rabbit_cluster.nodes
+    pinned = Cluster({**rabbit_cluster.env, "RABBIT_CLUSTER_CPUS": str(cpu)})
+    pinned.kill(node)
+    pinned.start(node)
+    try:
+        assert os.sched_getaffinity(pinned.pid(node)) == {cpu}
+    finally:  # started again as the session's settings have it
+        rabbit_cluster.kill(node)
+        rabbit_cluster.start(node)
+    if not rabbit_cluster.env.get("RABBIT_CLUSTER_CPUS"):
+        assert os.sched_getaffinity(rabbit_cluster.pid(node)) == os.sched_getaffinity(0)
+
+
+def test_a_rabbit_cluster_cpus_taskset_refuses_is_a_clear_error():
+    done = subprocess.run(
+        ["bash", str(cluster_util.SCRIPT), "status"],
+        env={**os.environ, "RABBIT_CLUSTER_CPUS": "not-a-cpu"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "RABBIT_CLUSTER_CPUS=not-a-cpu is not a CPU list" in done.stderr
+
+
 def test_the_nodes_yield_the_cpu_to_the_service(rabbit_cluster):
     # Each node runs in a session of its own, so in a scheduler group of its
     # own: only the group's nice keeps it from taking as much CPU as the whole

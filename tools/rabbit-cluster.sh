@@ -43,6 +43,9 @@
 #                          the service's (at nice 19 alone a node still took a
 #                          core from the emitting thread for up to a 4 ms tick,
 #                          and so did this script's polls); other: nice only
+#   RABBIT_CLUSTER_CPUS    a taskset CPU list (e.g. 1 or 2-3) the nodes and CLI
+#                          calls are confined to (default: none), keeping them
+#                          off the cores of the service under test
 set -euo pipefail
 
 DIR=${RABBIT_CLUSTER_DIR:-${TMPDIR:-/tmp}/nova-notifier-cluster-$(id -u)}
@@ -56,6 +59,11 @@ TIMEOUT=${RABBIT_CLUSTER_TIMEOUT:-120}
 NICE=${RABBIT_CLUSTER_NICE:-19}
 SCHED=${RABBIT_CLUSTER_SCHED:-idle}
 case $SCHED in idle) LOWER=(chrt --idle 0) ;; other) LOWER=() ;; *) echo "rabbit-cluster: RABBIT_CLUSTER_SCHED must be idle or other" >&2 && exit 2 ;; esac
+CPUS=${RABBIT_CLUSTER_CPUS:-}
+if [ -n "$CPUS" ]; then
+  taskset -c "$CPUS" true 2>/dev/null || { echo "rabbit-cluster: RABBIT_CLUSTER_CPUS=$CPUS is not a CPU list taskset takes here" >&2 && exit 2; }
+  LOWER+=(taskset -c "$CPUS")
+fi
 renice -n "$NICE" -p $$ >/dev/null 2>&1 || true # the waits and polls below too
 if [ "$SCHED" = idle ] && ! chrt --idle -p 0 $$ >/dev/null 2>&1; then
   echo "rabbit-cluster: could not put this script under SCHED_IDLE; its polls run at nice $NICE only" >&2
