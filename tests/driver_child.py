@@ -161,6 +161,7 @@ def main() -> int:
                 if durations
                 else 0.0,
                 "over_5ms": sum(1 for d in durations if d > 0.005),
+                "over_2ms": sum(1 for d in durations if d > 0.002),
                 "emit_s": elapsed,
                 "started_at": started_at,
                 "slowest": [
