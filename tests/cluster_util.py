@@ -18,7 +18,7 @@ import os
 import re
 import socket
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "rabbit-cluster.sh"
@@ -196,39 +196,54 @@ def _peer_of_copy(copy: int) -> int | None:
 
 def _ports_from_descriptors(pid: int, fds: Iterable[int]) -> set[int]:
     """The peer ports of ``pid``'s ESTABLISHED TCP sockets among ``fds``."""
-    found = set()
     if pid == os.getpid():
-        for fd in fds:
-            try:
-                copy = os.dup(fd)
-            except OSError:  # closed since the listing
-                continue
-            port = _peer_of_copy(copy)
-            if port is not None:
-                found.add(port)
-        return found
+        return _peer_ports(fds, _dup_if_open)
     libc = ctypes.CDLL(None, use_errno=True)
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:  # gone: no connections
-        return found
+        return set()
     except OSError as exc:
         raise _NoPidfd from exc
+
+    def take(fd: int) -> int | None:
+        copy = int(libc.syscall(_PIDFD_GETFD, pidfd, fd, 0))
+        if copy >= 0:
+            return copy
+        error = ctypes.get_errno()
+        if error == errno.EBADF:  # closed since the listing
+            return None
+        if error == errno.ESRCH:
+            raise ProcessLookupError(error, os.strerror(error))
+        raise _NoPidfd(os.strerror(error))
+
     try:
-        for fd in fds:
-            copy = libc.syscall(_PIDFD_GETFD, pidfd, fd, 0)
-            if copy < 0:
-                error = ctypes.get_errno()
-                if error == errno.EBADF:  # closed since the listing
-                    continue
-                if error == errno.ESRCH:  # the process is gone
-                    return set()
-                raise _NoPidfd(os.strerror(error))
-            port = _peer_of_copy(copy)
-            if port is not None:
-                found.add(port)
+        return _peer_ports(fds, take)
+    except ProcessLookupError:  # gone since: no connections
+        return set()
     finally:
         os.close(pidfd)
+
+
+def _dup_if_open(fd: int) -> int | None:
+    """A copy of this process's descriptor ``fd``; None if it was closed."""
+    try:
+        return os.dup(fd)
+    except OSError:
+        return None
+
+
+def _peer_ports(fds: Iterable[int], take: Callable[[int], int | None]) -> set[int]:
+    """The peer ports of the sockets among ``fds``, each read through the
+    copy ``take`` makes of it (None: closed since the listing)."""
+    found = set()
+    for fd in fds:
+        copy = take(fd)
+        if copy is None:
+            continue
+        port = _peer_of_copy(copy)
+        if port is not None:
+            found.add(port)
     return found
 
 

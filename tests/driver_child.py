@@ -22,6 +22,7 @@ the network).
 
 from __future__ import annotations
 
+import bisect
 import gc
 import json
 import os
@@ -160,8 +161,8 @@ def main() -> int:
                 "p99_ms": durations[int(len(durations) * 0.99)] * 1000
                 if durations
                 else 0.0,
-                "over_5ms": sum(1 for d in durations if d > 0.005),
-                "over_2ms": sum(1 for d in durations if d > 0.002),
+                "over_5ms": len(durations) - bisect.bisect_right(durations, 0.005),
+                "over_2ms": len(durations) - bisect.bisect_right(durations, 0.002),
                 "emit_s": elapsed,
                 "started_at": started_at,
                 "slowest": [
