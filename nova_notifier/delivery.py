@@ -737,13 +737,23 @@ class _SpoolSource:
         spoils that, so under a steady stream the WAL would only grow.
         Once it is _RESTART_FRAMES long, the sender makes it start over:
         a RESTART checkpoint with the emitters' lock held (it has only the
-        frames of the last moments to copy).
+        frames of the last moments to copy). It does not wait: a RESTART
+        waits (in SQLite's busy handler, up to the connection's timeout)
+        for every reader of the WAL to finish, and a read transaction held
+        open elsewhere (an operator's ``sqlite3`` shell, a script, another
+        process) would hold every emit call on that lock meanwhile. Busy,
+        it gives up at once and the next checkpoint tries again.
         """
         self._deleted = 0
         [(_, frames, _)] = self._query("PRAGMA wal_checkpoint(PASSIVE)")
         if frames >= self._RESTART_FRAMES:
             with self._lock:
-                self._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                [(patience,)] = self._db.execute("PRAGMA busy_timeout").fetchall()
+                self._db.execute("PRAGMA busy_timeout = 0")
+                try:
+                    self._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                finally:
+                    self._db.execute(f"PRAGMA busy_timeout = {int(patience)}")
 
     def _query(self, sql: str) -> list[Any]:
         """Every row of a query on the reading connection. Always every row:

@@ -652,3 +652,43 @@ def test_a_wal_an_emitter_kept_from_starting_over_is_restarted(tmp_path, monkeyp
     finally:
         other.close()
         spool.close()
+
+
+def test_a_reader_elsewhere_never_holds_an_emit_call_behind_the_restart(tmp_path):
+    """A RESTART checkpoint waits for every reader of the WAL, and the
+    sender runs it with the emitters' lock held: with a read transaction
+    left open in another connection (an operator's sqlite3 shell), it must
+    give up at once rather than wait out the busy timeout (here 60 s), or
+    every emit call would wait with it. Once the reader is gone, the next
+    checkpoint does start the WAL over."""
+    path = str(tmp_path / "spool.db")
+    spool = delivery._SpoolSource(path, "normal", ["notifications"], 2.0)
+    spool._db.execute("PRAGMA busy_timeout = 60000")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        for n in range(20):
+            spool.put(_spool_item(n))
+        other.execute("BEGIN")
+        other.execute("SELECT COUNT(*) FROM spool").fetchone()
+        for n in range(20, 40):
+            spool.put(_spool_item(n))
+        spool._RESTART_FRAMES = 1
+        checkpoint = threading.Thread(target=spool._checkpoint, daemon=True)
+        checkpoint.start()
+        checkpoint.join(10)
+        assert not checkpoint.is_alive(), "the restart waited for the reader"
+        put = threading.Thread(target=spool.put, args=(_spool_item(40),), daemon=True)
+        put.start()
+        put.join(10)
+        assert not put.is_alive(), "an emit call waited behind the checkpoint"
+        assert spool._db.execute("PRAGMA busy_timeout").fetchone()[0] == 60000
+        [(_, grown, _)] = spool._query("PRAGMA wal_checkpoint(PASSIVE)")
+        assert grown > 20  # the reader kept it from starting over
+        other.execute("COMMIT")
+        spool._checkpoint()
+        spool.put(_spool_item(41))
+        [(busy, frames, _)] = spool._query("PRAGMA wal_checkpoint(PASSIVE)")
+        assert busy == 0 and frames <= 4  # started over: only the last commit
+    finally:
+        other.close()
+        spool.close()
