@@ -12,11 +12,13 @@ oslo.messaging's own ``messagingv2`` driver with the default retry and with
   messages, the longest emit call (and how much of it the calling thread
   spent runnable, waiting for a core: on this 2-core machine, the time the
   nodes and the listener took it), the calls over 5 ms and over 2 ms (the
-  tail's shape: calls over 5 ms are too rare to compare runs by), and the
-  failover (kill to the first arrival of a message emitted after it; the
-  listener is on the other nodes). Duplicates: notifications that arrived more than
-  once (a resend of what the broker stored before its confirm was lost;
-  oslo's listener drops them by message id).
+  tail's shape: calls over 5 ms are too rare to compare runs by), what
+  the calling thread read from disk over all its calls (a spool write
+  that had to read a block in first), and the failover (kill to the first
+  arrival of a message emitted after it; the listener is on the other
+  nodes). Duplicates: notifications that arrived more than once (a resend
+  of what the broker stored before its confirm was lost; oslo's listener
+  drops them by message id).
 * ``restart``: 5000 at 200/s while each node in turn is killed and started.
 * ``throughput``: 2000 notifications of 2 KB emitted as fast as the service
   can, until all are confirmed by the quorum queue: delivered per second,
@@ -64,6 +66,13 @@ def _longest(run: dict[str, Any]) -> str:
     return f"{run['max_call_ms']:.1f} ({slowest[0]['runq_ms']:.1f})"
 
 
+def _read_kb(run: dict[str, Any]) -> str:
+    """What the calling thread read from storage over all its calls (a
+    write that had to read a block in first); "-" where not measured."""
+    read = run["child"].get("read_kb")
+    return "-" if read is None else str(read)
+
+
 def _own_ms(run: dict[str, Any]) -> float:
     """The longest call less its wait for a core and for the process's
     garbage collections: the time the driver and oslo's Notifier took."""
@@ -107,6 +116,7 @@ def main() -> None:
         "longest call ms (waiting for a core)",
         "calls > 5 ms",
         "calls > 2 ms",
+        "KB read from disk in calls",
         "failover s",
         "duplicates",
     )
@@ -119,6 +129,7 @@ def main() -> None:
                 "/".join(_longest(r) for r in runs),
                 "/".join(str(r["calls_over_5ms"]) for r in runs),
                 "/".join(str(r["calls_over_2ms"]) for r in runs),
+                "/".join(_read_kb(r) for r in runs),
                 "/".join(
                     f"{r['failover_s'][0]:.2f}" if r["failover_s"] else "-"
                     for r in runs
@@ -136,11 +147,12 @@ def main() -> None:
                 _longest(run),
                 str(run["calls_over_5ms"]),
                 str(run["calls_over_2ms"]),
+                _read_kb(run),
                 str(run["duplicates"]),
             )
         )
     _common.print_table(
-        "restart every node in turn (5000 at 200/s)", (*head[:5], head[6]), rows
+        "restart every node in turn (5000 at 200/s)", (*head[:6], head[7]), rows
     )
     medians = {name: statistics.median(values) for name, values in rates.items()}
     rows = []

@@ -502,6 +502,7 @@ class _SpoolSource:
         )
         self._delivered: list[int] = []
         self._deleted = 0  # rows deleted since the last checkpoint
+        self._next_read_ahead = 0.0
         self._wake = threading.Event()
         _SPOOLS.add(self)
 
@@ -595,6 +596,7 @@ class _SpoolSource:
             if not self._claim(timeout):
                 return None
             self._flush_deletes()
+            self._read_ahead()
             with self._read_lock:
                 rows = (
                     self._read()
@@ -621,6 +623,18 @@ class _SpoolSource:
         )
         item["version"] = self._version if version is None else float(version)
         return seq, created, item
+
+    _READ_AHEAD_BYTES = 1 << 20
+    _READ_AHEAD_EVERY = 0.01  # seconds
+
+    def _read_ahead(self) -> None:
+        """Have the part of the WAL the emitters' inserts write next read
+        in ahead of them (``_spool_db.read_ahead_wal``), at most every
+        ``_READ_AHEAD_EVERY`` seconds."""
+        now = time.monotonic()
+        if now >= self._next_read_ahead:
+            self._next_read_ahead = now + self._READ_AHEAD_EVERY
+            _spool_db.read_ahead_wal(self.path, self._READ_AHEAD_BYTES)
 
     # WAL pages at which an emitter's commit checkpoints the WAL itself
     # (SQLite's default is 1000): the sender checkpoints long before, from

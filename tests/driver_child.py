@@ -6,7 +6,8 @@ emits COUNT numbered notifications at RATE a second (0: as fast as it
 can) through ``oslo_messaging.Notifier(driver=DRIVER)``, timing every call,
 prints ``started`` once the first call returned, then one JSON line with
 the call times and the drivers' counters, flushes the drivers' senders and
-prints their counters again. ``[oslo_messaging_rabbit]`` options may follow
+prints their counters again. ``read_kb``: what the calling thread read
+from storage over all its calls. ``[oslo_messaging_rabbit]`` options may follow
 as NAME=VALUE (``true``/``false`` and numbers are converted). Environment:
 ``NN_PAYLOAD_BYTES`` pads each payload to about that size, ``NN_RETRY`` sets
 ``[oslo_messaging_notifications] retry``. ``delivered_s`` is the time from
@@ -16,8 +17,9 @@ when it began (``at_s``, from the first call) and where its time went:
 ``cpu_ms`` run on a core by this thread, ``runq_ms`` spent runnable waiting
 for a core (the kernel's schedstat), ``gc_ms`` inside the process's garbage
 collections (``gc_thread``: whether the calling thread or another one,
-holding the GIL, ran them), the rest blocked (a lock, the GIL, a disk or
-the network).
+holding the GIL, ran them), ``read_kb`` read from storage by this thread
+(a write that had to read a block in first), the rest blocked (a lock, the
+GIL, a disk or the network).
 """
 
 from __future__ import annotations
@@ -40,6 +42,19 @@ def _value(text: str) -> object:
         except ValueError:
             continue
     return text
+
+
+def _read_bytes() -> int:
+    """Bytes this thread has had read from storage (not from the page
+    cache): a write that needs a block read in shows here."""
+    try:
+        with open("/proc/thread-self/io") as stat:
+            for line in stat:
+                if line.startswith("read_bytes:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _runq_ns() -> int:
@@ -81,11 +96,13 @@ class _Collections:
 
 
 def _breakdown(
-    call: tuple[float, float, float, float], first: float, collections: _Collections
+    call: tuple[float, float, float, float, int],
+    first: float,
+    collections: _Collections,
 ) -> dict[str, object]:
     """One slow call as ``slowest`` reports it (``first``: when the first
     call began, in ``perf_counter`` time)."""
-    ms, cpu, runq, begin = call
+    ms, cpu, runq, begin, read = call
     gc_ms, gc_thread = collections.within(begin, begin + ms / 1000)
     return {
         "ms": round(ms, 2),
@@ -93,6 +110,7 @@ def _breakdown(
         "runq_ms": round(runq, 2),
         "gc_ms": round(gc_ms, 2),
         "gc_thread": gc_thread,
+        "read_kb": read // 1024,
         "at_s": round(begin - first, 2),
     }
 
@@ -128,17 +146,18 @@ def main() -> int:
         transport, "compute.driver-child", driver=driver, topics=[topic]
     )
     durations = []
-    slowest: list[tuple[float, float, float, float]] = []
+    slowest: list[tuple[float, float, float, float, int]] = []
     collections = _Collections()
     started, started_at = time.monotonic(), time.time()
     first = time.perf_counter()
-    runq, cpu = 0, 0.0
+    runq, cpu, read = 0, 0.0, 0
+    read_before = _read_bytes()
     for seq in range(count):
         if rate:
             wait = started + seq / rate - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            runq, cpu = _runq_ns(), time.thread_time()
+            runq, cpu, read = _runq_ns(), time.thread_time(), _read_bytes()
         begin = time.perf_counter()
         payload = {"seq": seq, "emitted": time.time()}
         if padding:
@@ -148,10 +167,19 @@ def main() -> int:
         durations.append(took)
         if rate and took > 0.002:
             cpu_ms = (time.thread_time() - cpu) * 1000
-            slowest.append((took * 1000, cpu_ms, (_runq_ns() - runq) / 1e6, begin))
+            slowest.append(
+                (
+                    took * 1000,
+                    cpu_ms,
+                    (_runq_ns() - runq) / 1e6,
+                    begin,
+                    _read_bytes() - read,
+                )
+            )
         if seq == 0:
             print("started", flush=True)
     elapsed = time.monotonic() - started
+    read_kb = (_read_bytes() - read_before) // 1024
     durations.sort()
     print(
         json.dumps(
@@ -164,6 +192,7 @@ def main() -> int:
                 "over_5ms": len(durations) - bisect.bisect_right(durations, 0.005),
                 "over_2ms": len(durations) - bisect.bisect_right(durations, 0.002),
                 "emit_s": elapsed,
+                "read_kb": read_kb,
                 "started_at": started_at,
                 "slowest": [
                     _breakdown(call, first, collections)
