@@ -96,28 +96,32 @@ def used_bytes(db: sqlite3.Connection, size: int | None = None) -> int:
 # SQLite's wal-index header, at the start of the -shm file (SQLite's
 # "WAL-index format"): two copies of 48 bytes, in the machine's byte order;
 # the page size is the u16 at byte 14 (1 for 65536), ``mxFrame`` (the last
-# valid frame of the WAL) the u32 at byte 16.
+# valid frame of the WAL) the u32 at byte 16. The checkpoint information
+# follows them: ``nBackfill`` (frames already copied into the database),
+# the u32 at byte 96.
 _WAL_INDEX_HEADER = 48
+_BACKFILL_AT = 2 * _WAL_INDEX_HEADER
 _WAL_HEADER = 32  # the WAL file's own header, before its first frame
 _FRAME_HEADER = 24
 
 
-def wal_write_offset(path: str) -> int | None:
-    """Where in ``path``'s WAL file the next frame will be written.
+def wal_index(path: str) -> tuple[int, int, int] | None:
+    """``path``'s WAL as SQLite's wal-index describes it: (page size,
+    frames in the WAL, frames of them already copied into the database).
 
-    Read from the wal-index header in ``<path>-shm`` without taking any of
-    SQLite's locks: None when there is no such file or its two copies of
-    the header differ (a writer was updating it); a value read while a
-    writer moves on is stale, never unsafe, for a caller that only reads.
+    Read from ``<path>-shm`` without taking any of SQLite's locks: None
+    when there is no such file or its two copies of the header differ (a
+    writer was updating it); a value read while a writer moves on is
+    stale, never unsafe, for a caller that only reads or checkpoints.
     """
     try:
         with open(path + "-shm", "rb", buffering=0) as shm:
-            header = shm.read(2 * _WAL_INDEX_HEADER)
+            header = shm.read(_BACKFILL_AT + 4)
     except OSError:
         return None
     if (
-        len(header) < 2 * _WAL_INDEX_HEADER
-        or header[:_WAL_INDEX_HEADER] != header[_WAL_INDEX_HEADER:]
+        len(header) < _BACKFILL_AT + 4
+        or header[:_WAL_INDEX_HEADER] != header[_WAL_INDEX_HEADER:_BACKFILL_AT]
     ):
         return None
     page = int.from_bytes(header[14:16], sys.byteorder)
@@ -126,6 +130,17 @@ def wal_write_offset(path: str) -> int | None:
     if page < 512:  # not initialised yet
         return None
     frames = int.from_bytes(header[16:20], sys.byteorder)
+    copied = int.from_bytes(header[_BACKFILL_AT:], sys.byteorder)
+    return page, frames, min(copied, frames)
+
+
+def wal_write_offset(path: str) -> int | None:
+    """Where in ``path``'s WAL file the next frame will be written (from
+    ``wal_index``; None where that is)."""
+    index = wal_index(path)
+    if index is None:
+        return None
+    page, frames, _ = index
     return _WAL_HEADER + frames * (_FRAME_HEADER + page)
 
 

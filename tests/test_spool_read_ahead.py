@@ -88,13 +88,17 @@ def _drop_from_cache(path: str) -> None:
         os.close(fd)
 
 
-def test_the_next_frames_offset_follows_the_wal_and_its_restart(tmp_path):
+def test_the_wal_index_follows_the_wal_its_checkpoints_and_restart(tmp_path):
     path = str(tmp_path / "spool.db")
     db = _spool(path, 20)
     try:
         grown = os.path.getsize(path + "-wal")
         # While the WAL only grows, the next frame goes at its end.
         assert _spool_db.wal_write_offset(path) == grown
+        page, frames, copied = _spool_db.wal_index(path) or (0, 0, -1)
+        assert (page, copied) == (4096, 0) and frames > 20
+        [(_, log, done)] = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        assert _spool_db.wal_index(path) == (4096, frames, frames) == (4096, log, done)
         db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
         db.execute("INSERT INTO spool (created, record) VALUES (?, ?)", _record(99))
         # Started over: the next frame goes after that one commit's frames,
@@ -113,7 +117,7 @@ def test_no_offset_without_a_readable_consistent_wal_index(tmp_path):
     db = _spool(path, 3)
     try:
         with open(path + "-shm", "rb") as shm:
-            header = shm.read(96)
+            header = shm.read(100)
         live = _spool_db.wal_write_offset(path)
     finally:
         db.close()
