@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common  # noqa: E402
 
-from tests import failover  # noqa: E402
+from tests import driver_child, failover  # noqa: E402
 from tests.cluster_util import Cluster  # noqa: E402
 
 OSLO, OSLO_NO_RETRY = "messagingv2", "messagingv2 retry=0"
@@ -76,11 +76,7 @@ def _read_kb(run: dict[str, Any]) -> str:
 def _own_ms(run: dict[str, Any]) -> float:
     """The longest call less its wait for a core and for the process's
     garbage collections: the time the driver and oslo's Notifier took."""
-    slowest = run["child"].get("slowest") or [{"ms": run["max_call_ms"]}]
-    # schedstat also counts the waits just around the timed call: never below 0
-    return max(
-        max(0.0, c["ms"] - c.get("runq_ms", 0.0) - c.get("gc_ms", 0.0)) for c in slowest
-    )
+    return driver_child.own_ms(run["child"])
 
 
 def main() -> None:
