@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import sys
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -93,92 +92,45 @@ def used_bytes(db: sqlite3.Connection, size: int | None = None) -> int:
     return int((pages - free) * (page_size(db) if size is None else size))
 
 
-# SQLite's wal-index header, at the start of the -shm file (SQLite's
-# "WAL-index format"): two copies of 48 bytes, in the machine's byte order;
-# the page size is the u16 at byte 14 (1 for 65536), ``mxFrame`` (the last
-# valid frame of the WAL) the u32 at byte 16. The checkpoint information
-# follows them: ``nBackfill`` (frames already copied into the database),
-# the u32 at byte 96.
-_WAL_INDEX_HEADER = 48
-_BACKFILL_AT = 2 * _WAL_INDEX_HEADER
 _WAL_HEADER = 32  # the WAL file's own header, before its first frame
-_FRAME_HEADER = 24
+_FRAME_HEADER = 24  # before each page in the WAL
 
 
-def wal_index(path: str) -> tuple[int, int, int] | None:
-    """``path``'s WAL as SQLite's wal-index describes it: (page size,
-    frames in the WAL, frames of them already copied into the database).
-
-    Read from ``<path>-shm`` without taking any of SQLite's locks: None
-    when there is no such file or its two copies of the header differ (a
-    writer was updating it); a value read while a writer moves on is
-    stale, never unsafe, for a caller that only reads or checkpoints.
-    """
-    try:
-        with open(path + "-shm", "rb", buffering=0) as shm:
-            header = shm.read(_BACKFILL_AT + 4)
-    except OSError:
-        return None
-    if (
-        len(header) < _BACKFILL_AT + 4
-        or header[:_WAL_INDEX_HEADER] != header[_WAL_INDEX_HEADER:_BACKFILL_AT]
-    ):
-        return None
-    page = int.from_bytes(header[14:16], sys.byteorder)
-    if page == 1:
-        page = 65536
-    if page < 512:  # not initialised yet
-        return None
-    frames = int.from_bytes(header[16:20], sys.byteorder)
-    copied = int.from_bytes(header[_BACKFILL_AT:], sys.byteorder)
-    return page, frames, min(copied, frames)
+def wal_offset(frames: int, page_size: int) -> int:
+    """Where in the WAL file the frame after the first ``frames`` goes."""
+    return _WAL_HEADER + frames * (_FRAME_HEADER + page_size)
 
 
-def wal_write_offset(path: str) -> int | None:
-    """Where in ``path``'s WAL file the next frame will be written (from
-    ``wal_index``; None where that is)."""
-    index = wal_index(path)
-    if index is None:
-        return None
-    page, frames, _ = index
-    return _WAL_HEADER + frames * (_FRAME_HEADER + page)
-
-
-def read_ahead_wal(path: str, length: int) -> int:
-    """Ask the kernel to read into the page cache the ``length`` bytes of
-    the WAL that the next frames will be written over, and its first
-    ``length`` bytes (where SQLite starts over once the WAL is all copied
-    into the database). Returns how many bytes were asked for.
+def read_ahead_wal(path: str, start: int, length: int) -> int:
+    """Ask the kernel to read into the page cache ``length`` bytes of
+    ``path``'s WAL from ``start`` (where the next frames will be written
+    over old ones). Returns how many bytes were asked for.
 
     Frames are never aligned with the file's blocks, so a frame written
     over an old part of the WAL whose page the kernel has dropped waits
     for that block to be read in first, inside the write. A readahead
     (``POSIX_FADV_WILLNEED``) starts those reads without waiting for them.
-    Never raises: a WAL that is missing, or an unsupported call, asks
-    for nothing.
+    Only the WAL file is opened: SQLite holds no lock on it (its locks are
+    on the database and the ``-shm`` file, and a process closing any
+    descriptor of a file drops every lock it holds on that file). Never
+    raises: a missing WAL, or an unsupported call, asks for nothing.
     """
-    at = wal_write_offset(path)
-    if at is None or not hasattr(os, "posix_fadvise"):
+    if not hasattr(os, "posix_fadvise"):
         return 0
-    asked = 0
     try:
         fd = os.open(path + "-wal", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return 0
     try:
-        size = os.fstat(fd).st_size
-        # The head, and where the next frame goes (one span when they meet).
-        spans = [(0, at + length)] if at <= length else [(0, length), (at, length)]
-        for start, span in spans:
-            span = min(span, size - start)
-            if span > 0:
-                os.posix_fadvise(fd, start, span, os.POSIX_FADV_WILLNEED)
-                asked += span
+        span = min(length, os.fstat(fd).st_size - start)
+        if span <= 0:
+            return 0  # appended past the end: nothing to read
+        os.posix_fadvise(fd, start, span, os.POSIX_FADV_WILLNEED)
+        return span
     except OSError:
-        pass
+        return 0
     finally:
         os.close(fd)
-    return asked
 
 
 def add_dead_letter(

@@ -4,10 +4,13 @@ of the WAL that the emitters' inserts write next.
 SQLite's WAL frames (a 24-byte header and a page) never line up with the
 file's blocks, so a frame written over an old part of the WAL whose page
 the kernel has dropped from its cache waits, inside the emit call, for
-that block to be read in. These tests check where the next frame goes (the
-wal-index header in ``-shm``), that the read-ahead really brings those
-pages (and only those) into the page cache, and that the sender asks for
-it as it reads the spool, at most every ``_READ_AHEAD_EVERY`` seconds.
+that block to be read in. These tests check where the sender expects the
+next frame (from its checkpoints: at the start once the WAL is all copied,
+else after its last frame), that the read-ahead really brings those pages
+(and only those) into the page cache, that the sender asks again at most
+every ``_READ_AHEAD_EVERY`` seconds, and that none of it touches SQLite's
+locks (another process still finds the spool locked while an emitter
+writes).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import ctypes.util
 import mmap
 import os
 import sqlite3
+import subprocess
 import sys
 import time
 
@@ -88,49 +92,26 @@ def _drop_from_cache(path: str) -> None:
         os.close(fd)
 
 
-def test_the_wal_index_follows_the_wal_its_checkpoints_and_restart(tmp_path):
+def _checkpointed_frames(db: sqlite3.Connection) -> int:
+    [(_, frames, copied)] = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    assert frames == copied
+    return int(frames)
+
+
+def test_the_next_frame_goes_after_the_last_until_the_wal_starts_over(tmp_path):
     path = str(tmp_path / "spool.db")
     db = _spool(path, 20)
     try:
+        frames = _checkpointed_frames(db)
         grown = os.path.getsize(path + "-wal")
-        # While the WAL only grows, the next frame goes at its end.
-        assert _spool_db.wal_write_offset(path) == grown
-        page, frames, copied = _spool_db.wal_index(path) or (0, 0, -1)
-        assert (page, copied) == (4096, 0) and frames > 20
-        [(_, log, done)] = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        assert _spool_db.wal_index(path) == (4096, frames, frames) == (4096, log, done)
-        db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+        assert frames > 20 and _spool_db.wal_offset(frames, 4096) == grown
+        # All copied: the next commit starts the WAL over, at the start,
+        # over the old frames, and the file keeps its length.
         db.execute("INSERT INTO spool (created, record) VALUES (?, ?)", _record(99))
-        # Started over: the next frame goes after that one commit's frames,
-        # over the old ones, and the file keeps its length.
-        at = _spool_db.wal_write_offset(path)
-        assert at is not None and 32 < at < grown // 4
-        assert (at - 32) % (4096 + 24) == 0
-        assert os.path.getsize(path + "-wal") == grown
+        [(_, after, _)] = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        assert 0 < after < 5 and os.path.getsize(path + "-wal") == grown
     finally:
         db.close()
-
-
-def test_no_offset_without_a_readable_consistent_wal_index(tmp_path):
-    path = str(tmp_path / "spool.db")
-    assert _spool_db.wal_write_offset(path) is None  # no -shm at all
-    db = _spool(path, 3)
-    try:
-        with open(path + "-shm", "rb") as shm:
-            header = shm.read(100)
-        live = _spool_db.wal_write_offset(path)
-    finally:
-        db.close()
-    other = str(tmp_path / "copy.db")
-    torn = bytearray(header)
-    torn[16] ^= 0xFF  # the first copy's mxFrame changed, the second not yet
-    for content in (bytes(torn), header[:60], bytes(96)):
-        with open(other + "-shm", "wb") as shm:
-            shm.write(content)
-        assert _spool_db.wal_write_offset(other) is None, content[:20]
-    with open(other + "-shm", "wb") as shm:
-        shm.write(header)  # an intact copy is read as it is
-    assert live is not None and _spool_db.wal_write_offset(other) == live
 
 
 @pytest.mark.skipif(
@@ -142,30 +123,25 @@ def test_the_read_ahead_brings_in_what_the_next_writes_cover_and_no_more(
     path = str(tmp_path / "spool.db")
     db = _spool(path, 200)  # about 800 KB of WAL
     try:
-        db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
-        for n in range(30):  # the WAL starts over: the next frame is mid-file
-            db.execute("INSERT INTO spool (created, record) VALUES (?, ?)", _record(n))
         wal = path + "-wal"
-        at = _spool_db.wal_write_offset(path)
         size = os.path.getsize(wal)
         span = 64 * 1024
-        assert at is not None and 2 * span < at < size - 4 * span
+        at = _spool_db.wal_offset(100, 4096)  # mid-file, on no page boundary
+        assert at % PAGE and 2 * span < at < size - 4 * span
         _drop_from_cache(wal)
         if any(_resident(wal)):
             pytest.skip("the kernel kept the WAL's pages cached after DONTNEED")
 
-        assert _spool_db.read_ahead_wal(path, span) == 2 * span
+        assert _spool_db.read_ahead_wal(path, at, span) == span
 
         def pages(start: int, end: int) -> list[bool]:
             return _resident(wal)[start // PAGE : (end + PAGE - 1) // PAGE]
 
         wait_until(
-            lambda: all(pages(at, at + span)) and all(pages(0, span)),
-            "the read-ahead pages were cached",
-            timeout=10,
+            lambda: all(pages(at, at + span)), "the read-ahead pages were cached", 10
         )
-        # Between the two spans and after the second, nothing was read.
-        assert not any(pages(span + PAGE, at - PAGE))
+        # Before the span and after it, nothing was read.
+        assert not any(pages(0, at - PAGE))
         assert not any(pages(at + span + PAGE, size))
     finally:
         db.close()
@@ -173,44 +149,109 @@ def test_the_read_ahead_brings_in_what_the_next_writes_cover_and_no_more(
 
 def test_read_ahead_asks_for_nothing_it_cannot_and_never_raises(tmp_path, monkeypatch):
     path = str(tmp_path / "spool.db")
-    assert _spool_db.read_ahead_wal(path, 65536) == 0  # no spool yet
+    assert _spool_db.read_ahead_wal(path, 0, 65536) == 0  # no spool yet
     db = _spool(path, 20)
     try:
-        # The WAL only grew: its head is asked for, the end is where the
-        # next frames are appended (nothing to read there).
-        assert _spool_db.read_ahead_wal(path, 8192) == 8192
+        size = os.path.getsize(path + "-wal")
+        assert _spool_db.read_ahead_wal(path, 0, 8192) == 8192
+        assert _spool_db.read_ahead_wal(path, size - 100, 8192) == 100  # to the end
+        assert _spool_db.read_ahead_wal(path, size, 8192) == 0  # appending
 
         def refused(*args):
             raise OSError(38, "Function not implemented")
 
         monkeypatch.setattr(os, "posix_fadvise", refused)
-        assert _spool_db.read_ahead_wal(path, 8192) == 0
+        assert _spool_db.read_ahead_wal(path, 0, 8192) == 0
     finally:
         db.close()
 
 
-def test_the_sender_reads_ahead_as_it_reads_the_spool_at_most_so_often(
+def test_the_sender_plans_the_read_ahead_at_each_checkpoint_and_repeats_it(
     tmp_path, monkeypatch
 ):
-    asked: list[tuple[str, int]] = []
+    asked: list[tuple[int, int]] = []
     monkeypatch.setattr(
         _spool_db,
         "read_ahead_wal",
-        lambda path, length: asked.append((path, length)) or length,
+        lambda path, start, length: asked.append((start, length)) or length,
     )
     path = str(tmp_path / "spool.db")
     spool = delivery._SpoolSource(path, "normal", ["notifications"], 2.0)
     try:
-        for n in range(3):
+        for n in range(30):
             spool.put(_spool_item(n))
-        assert spool.take(0) is not None  # reads the rows: asks
-        assert asked == [(path, spool._READ_AHEAD_BYTES)]
-        spool.rewind()
-        assert spool.take(0) is not None  # reads again at once: does not ask
+        # A write during the checkpoint: the next frames follow the last.
+        original = spool._query
+
+        def query(sql):
+            rows = original(sql)
+            if "PASSIVE" in sql:
+                spool.put(_spool_item(-1))
+            return rows
+
+        monkeypatch.setattr(spool, "_query", query)
+        spool._checkpoint()
+        monkeypatch.setattr(spool, "_query", original)
+        [(start, length)] = asked
+        assert length == spool._READ_AHEAD_BYTES
+        assert start > 30 * 4096 and (start - 32) % (4096 + 24) == 0
+        # Asked again only once _READ_AHEAD_EVERY has passed.
+        assert spool.take(0) is not None
         assert len(asked) == 1
         spool.rewind()
-        spool._next_read_ahead = time.monotonic() - 1  # the interval passed
+        spool._next_read_ahead = time.monotonic() - 1
         assert spool.take(0) is not None
-        assert len(asked) == 2
+        assert asked[1] == (start, length)
+        # All copied and nothing written meanwhile: from the start.
+        spool._checkpoint()
+        assert asked[-1] == (0, length)
+    finally:
+        spool.close()
+
+
+_TRY_TO_WRITE = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+try:
+    db.execute("BEGIN IMMEDIATE")
+except sqlite3.OperationalError as exc:
+    print(exc)
+else:
+    print("got the write lock")
+"""
+
+
+def test_the_read_ahead_and_checkpoints_leave_sqlites_locks_alone(tmp_path):
+    """A process drops every POSIX lock it holds on a file when it closes
+    any descriptor of that file: reading SQLite's -shm file, for one,
+    would let another process write while an emitter is writing, and lose
+    rows. With the sender's read-ahead and checkpoints run meanwhile,
+    another process still finds the spool locked."""
+    path = str(tmp_path / "spool.db")
+    spool = delivery._SpoolSource(path, "normal", ["notifications"], 2.0)
+    try:
+        for n in range(30):
+            spool.put(_spool_item(n))
+        assert spool.take(0) is not None
+        spool._checkpoint()
+
+        def other_process() -> str:
+            return subprocess.run(
+                [sys.executable, "-c", _TRY_TO_WRITE, path],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout.strip()
+
+        with spool._lock:
+            spool._db.execute("BEGIN IMMEDIATE")  # an emitter in its insert
+            try:
+                spool._next_read_ahead = 0.0
+                spool._read_ahead()
+                spool.tend()
+                assert other_process() == "database is locked"
+            finally:
+                spool._db.execute("ROLLBACK")
+        assert other_process() == "got the write lock"  # the probe can tell
     finally:
         spool.close()
