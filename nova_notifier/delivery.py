@@ -512,6 +512,8 @@ class _SpoolSource:
         # at the last checkpoint: which of them came while one ran.
         self._writes = 0
         self._writes_checkpointed = 0
+        self._checkpointed_at = time.monotonic()
+        self._checkpoint_warned_at = -self._CHECKPOINT_WARN_EVERY
         self._wake = threading.Event()
         _SPOOLS.add(self)
 
@@ -528,17 +530,22 @@ class _SpoolSource:
         with self._lock:
             if self._max_bytes and self._full(len(record)):
                 return f"the spool is full (spool_max_bytes = {self._max_bytes})"
-            self._writes += 1
-            self._db.execute(
-                "INSERT INTO spool (created, record, topics, version) "
-                "VALUES (?, ?, ?, ?)",
-                (
-                    time.time(),
-                    record,
-                    self._topics_json if topics is self._topics else json.dumps(topics),
-                    item["version"],
-                ),
-            )
+            self._writes += 1  # odd: a write under way (see _checkpoint)
+            try:
+                self._db.execute(
+                    "INSERT INTO spool (created, record, topics, version) "
+                    "VALUES (?, ?, ?, ?)",
+                    (
+                        time.time(),
+                        record,
+                        self._topics_json
+                        if topics is self._topics
+                        else json.dumps(topics),
+                        item["version"],
+                    ),
+                )
+            finally:
+                self._writes += 1
         self._wake.set()
         return None
 
@@ -717,15 +724,18 @@ class _SpoolSource:
         record = {"ctxt": unit.item["ctxt"], "message": unit.item["message"]}
         with self._lock:
             self._writes += 1
-            _spool_db.add_dead_letter(
-                self._db,
-                unit.created,
-                record,
-                unit.topic,
-                unit.item["version"],
-                unit.attempts,
-                reason,
-            )
+            try:
+                _spool_db.add_dead_letter(
+                    self._db,
+                    unit.created,
+                    record,
+                    unit.topic,
+                    unit.item["version"],
+                    unit.attempts,
+                    reason,
+                )
+            finally:
+                self._writes += 1
         return True
 
     def _flush_deletes(self) -> None:
@@ -743,19 +753,22 @@ class _SpoolSource:
             # spool_sync = full, one fsync) instead of one per row,
             # under the lock the emitters wait on.
             self._writes += 1
-            self._db.execute("BEGIN")
             try:
-                self._db.executemany(
-                    "DELETE FROM spool WHERE seq BETWEEN ? AND ?", ranges
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN")
+                try:
+                    self._db.executemany(
+                        "DELETE FROM spool WHERE seq BETWEEN ? AND ?", ranges
+                    )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            finally:
+                self._writes += 1
         self._deleted += len(self._delivered)
         self._delivered = []
         if self._deleted >= self._CHECKPOINT_ROWS:
-            self._checkpoint()
+            self._checkpoint_or_log()
 
     def _checkpoint(self) -> None:
         """Copy the WAL into the database, outside the emitters' lock.
@@ -778,20 +791,18 @@ class _SpoolSource:
         where the next frame goes.
         """
         self._deleted = 0
-        writes = self._writes
-        [(_, frames, copied)] = self._query("PRAGMA wal_checkpoint(PASSIVE)")
-        if frames >= self._RESTART_FRAMES:
+        self._checkpointed_at = time.monotonic()
+        frames, clean = self._passive()
+        if frames >= self._RESTART_FRAMES and not clean:
             for _ in range(self._RESTART_TRIES):
-                if copied == frames and self._writes == writes:
+                frames, clean = self._passive()
+                if clean:
                     break
-                writes = self._writes
-                [(_, frames, copied)] = self._query("PRAGMA wal_checkpoint(PASSIVE)")
             else:
                 with self._lock:
                     self._restart()
-                frames = copied = 0
-        self._writes_checkpointed = writes
-        if copied == frames and self._writes == writes:
+                frames, clean = 0, False
+        if clean:
             self._next_frame_at = 0  # the next write starts the WAL over
         else:
             if self._wal_page is None:
@@ -800,6 +811,40 @@ class _SpoolSource:
             self._next_frame_at = _spool_db.wal_offset(frames, self._wal_page)
         self._next_read_ahead = 0.0  # a new plan: ask at once
         self._read_ahead()
+
+    def _passive(self) -> tuple[int, bool]:
+        """One PASSIVE checkpoint: the WAL's length in frames, and whether
+        the pass was clean: it copied every frame, no other checkpoint was
+        running, and no write of this process was under way or came
+        meanwhile (``_writes`` is odd during a write and moves with each),
+        so the next write starts the WAL over."""
+        writes = self._writes
+        [(busy, frames, copied)] = self._query("PRAGMA wal_checkpoint(PASSIVE)")
+        self._writes_checkpointed = writes
+        clean = (
+            not busy and frames == copied and writes % 2 == 0 and self._writes == writes
+        )
+        return max(0, int(frames)), clean
+
+    _CHECKPOINT_WARN_EVERY = 60.0  # seconds between two warnings
+
+    def _checkpoint_or_log(self) -> None:
+        """``_checkpoint``, its failure logged (at most once a minute as a
+        warning) instead of raised: the sender goes on, and a failed
+        checkpoint only leaves the WAL longer."""
+        try:
+            self._checkpoint()
+        except Exception as exc:
+            now = time.monotonic()
+            if now >= self._checkpoint_warned_at + self._CHECKPOINT_WARN_EVERY:
+                self._checkpoint_warned_at = now
+                LOG.warning(
+                    "nova_notifier: checkpointing the spool %s: %s", self.path, exc
+                )
+            else:
+                LOG.debug(
+                    "nova_notifier: checkpointing the spool %s: %s", self.path, exc
+                )
 
     _RESTART_TRIES = 10
 
@@ -823,6 +868,7 @@ class _SpoolSource:
     # 900 pages of WAL with 2 KB notifications (three pages an insert),
     # under SQLite's own auto-checkpoint default of 1000.
     _TEND_WRITES = 300
+    _TEND_EVERY = 1.0  # seconds
 
     def tend(self) -> None:
         """While the broker is away (nothing delivered, so no deletes to
@@ -830,15 +876,18 @@ class _SpoolSource:
         does) and checkpoint it as deliveries would, every _TEND_WRITES
         inserts. Otherwise the WAL grows to _EMITTER_AUTOCHECKPOINT and an
         emit call's commit copies it all (measured: 35 to 62 ms every 12 s
-        of an outage at 200/s). Never raises: a failure is logged, and
-        the sender goes on retrying."""
-        try:
-            if self._writes - self._writes_checkpointed >= self._TEND_WRITES:
-                self._checkpoint()
-            else:
-                self._read_ahead()
-        except Exception as exc:  # the spool is still written; try later
-            LOG.debug("nova_notifier: tending the spool %s: %s", self.path, exc)
+        of an outage at 200/s). Also every _TEND_EVERY seconds, for the
+        writes of other processes on the spool, which this one does not
+        count (cheap when there is nothing to copy). Never raises: a
+        failure is logged, and the sender goes on retrying."""
+        due = (
+            self._writes - self._writes_checkpointed >= 2 * self._TEND_WRITES
+            or time.monotonic() >= self._checkpointed_at + self._TEND_EVERY
+        )
+        if due:
+            self._checkpoint_or_log()
+        else:
+            self._read_ahead()  # never raises
 
     def _query(self, sql: str) -> list[Any]:
         """Every row of a query on the reading connection. Always every row:

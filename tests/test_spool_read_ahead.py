@@ -177,6 +177,7 @@ def test_the_sender_plans_the_read_ahead_at_each_checkpoint_and_repeats_it(
     )
     path = str(tmp_path / "spool.db")
     spool = delivery._SpoolSource(path, "normal", ["notifications"], 2.0)
+    spool._READ_AHEAD_EVERY = 3600.0  # asked again only when told below
     try:
         for n in range(30):
             spool.put(_spool_item(n))
@@ -248,10 +249,36 @@ def test_the_read_ahead_and_checkpoints_leave_sqlites_locks_alone(tmp_path):
             try:
                 spool._next_read_ahead = 0.0
                 spool._read_ahead()
+                spool._checkpointed_at = 0.0  # due: tend() checkpoints
                 spool.tend()
+                spool._checkpoint()
                 assert other_process() == "database is locked"
             finally:
                 spool._db.execute("ROLLBACK")
         assert other_process() == "got the write lock"  # the probe can tell
+    finally:
+        spool.close()
+
+
+def test_a_pass_is_clean_only_with_all_copied_and_no_write_under_way(
+    tmp_path, monkeypatch
+):
+    """The next write starts the WAL over only after a checkpoint that
+    copied every frame with no write in between; a write still under way
+    (its frames not committed, so not counted as frames yet) is not."""
+    path = str(tmp_path / "spool.db")
+    spool = delivery._SpoolSource(path, "normal", ["notifications"], 2.0)
+    try:
+        for n in range(5):
+            spool.put(_spool_item(n))
+        assert spool._writes % 2 == 0
+        assert spool._passive()[1] is True
+        spool._writes += 1  # an emitter between its count and its commit
+        assert spool._passive()[1] is False
+        spool._writes += 1
+        assert spool._passive()[1] is True
+        monkeypatch.setattr(spool, "_query", lambda sql: [(1, -1, -1)])
+        assert spool._passive() == (0, False)  # another checkpoint running
+        monkeypatch.undo()
     finally:
         spool.close()
