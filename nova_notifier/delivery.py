@@ -507,13 +507,12 @@ class _SpoolSource:
         self._deleted = 0  # rows deleted since the last checkpoint
         self._next_read_ahead = 0.0
         self._next_frame_at = 0  # in the WAL file, as the last checkpoint saw it
-        self._wal_page: int | None = None
         # Writes to the spool by this process (under _lock), and their count
         # at the last checkpoint: which of them came while one ran.
         self._writes = 0
         self._writes_checkpointed = 0
         self._checkpointed_at = time.monotonic()
-        self._checkpoint_warned_at = -self._CHECKPOINT_WARN_EVERY
+        self._checkpoint_log = _log.RateLimited(60.0)
         self._wake = threading.Event()
         _SPOOLS.add(self)
 
@@ -805,10 +804,10 @@ class _SpoolSource:
         if clean:
             self._next_frame_at = 0  # the next write starts the WAL over
         else:
-            if self._wal_page is None:
-                [(page,)] = self._query("PRAGMA page_size")
-                self._wal_page = int(page)
-            self._next_frame_at = _spool_db.wal_offset(frames, self._wal_page)
+            if self._page_size is None:
+                with self._read_lock:
+                    self._page_size = _spool_db.page_size(self._read())
+            self._next_frame_at = _spool_db.wal_offset(frames, self._page_size)
         self._next_read_ahead = 0.0  # a new plan: ask at once
         self._read_ahead()
 
@@ -826,25 +825,20 @@ class _SpoolSource:
         )
         return max(0, int(frames)), clean
 
-    _CHECKPOINT_WARN_EVERY = 60.0  # seconds between two warnings
-
     def _checkpoint_or_log(self) -> None:
-        """``_checkpoint``, its failure logged (at most once a minute as a
-        warning) instead of raised: the sender goes on, and a failed
+        """``_checkpoint``, its failure logged (a warning at most once a
+        minute) instead of raised: the sender goes on, and a failed
         checkpoint only leaves the WAL longer."""
         try:
             self._checkpoint()
         except Exception as exc:
-            now = time.monotonic()
-            if now >= self._checkpoint_warned_at + self._CHECKPOINT_WARN_EVERY:
-                self._checkpoint_warned_at = now
-                LOG.warning(
-                    "nova_notifier: checkpointing the spool %s: %s", self.path, exc
-                )
-            else:
-                LOG.debug(
-                    "nova_notifier: checkpointing the spool %s: %s", self.path, exc
-                )
+            self._checkpoint_log.log(
+                LOG,
+                logging.WARNING,
+                "nova_notifier: checkpointing the spool %s: %s",
+                self.path,
+                _log.describe(exc),
+            )
 
     _RESTART_TRIES = 10
 
@@ -1427,11 +1421,11 @@ class Delivery:
             )
         return True
 
-    _TEND_EVERY = 0.1  # seconds, while waiting to retry
+    _TEND_STEP = 0.1  # seconds, while waiting to retry
 
     def _wait_to_retry(self, seconds: float) -> bool:
         """Wait ``seconds`` before the next attempt; True if aborted
-        meanwhile. Every _TEND_EVERY seconds meanwhile the source is kept
+        meanwhile. Every _TEND_STEP seconds meanwhile the source is kept
         in shape (``tend``: the spool's WAL checkpointed), as deliveries
         would keep it."""
         deadline = time.monotonic() + seconds
@@ -1440,7 +1434,7 @@ class Delivery:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            if self._abort.wait(min(left, self._TEND_EVERY)):
+            if self._abort.wait(min(left, self._TEND_STEP)):
                 return True
 
     # A nack counts at most once in this many seconds: a quorum queue whose
